@@ -1,0 +1,1 @@
+"""Sources: git mirrors, checkouts and facts about local working trees."""
