@@ -1,0 +1,424 @@
+"""One attempt of one job: its filesystem, network, caches, services, steps, artifacts and reports.
+
+Phases, in order: copy the workspace, `image` (the job's root filesystem), network, `cache_restore`,
+`services`, the steps (each a fresh container over the shared root filesystem), `cache_save`
+(after success, for keys that missed) and `upload` (artifacts and reports, also after a failure).
+Everything the attempt made is discarded at the end, so a retry starts from a fresh filesystem.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.config.spec import CacheSpec, JobSpec, StepSpec
+from runner.pipeline import artifacts, envfile, reporting
+from runner.pipeline.caches import MOUNT, CacheStore, restore_script, save_script
+from runner.pipeline.control import JobControl
+from runner.pipeline.events import (
+    ArtifactStored,
+    JobStatus,
+    LogLine,
+    PhaseFinished,
+    Sink,
+    StepStatus,
+    StepFinished,
+    StepStarted,
+    TestsCollected,
+)
+from runner.pipeline.image import ImageUnavailable, resolve_rootfs
+from runner.pipeline.results import RunOptions, StepResult
+from runner.pipeline.secrets import Masker
+from runner.pipeline.services import ServiceFailed, Services
+from runner.sandbox import ContainerSpec, Limits, Mount, NetworkNamespace, Result, Rootfs, SandboxError, spawn
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ENV_DIR = "/run/runner"  # where the step's $RUNNER_ENV directory is mounted
+ENV_FILE = f"{ENV_DIR}/env"
+CACHE_OP_TIMEOUT = 1800.0  # seconds a cache copy may take
+
+
+@dataclass
+class Attempt:
+    """How one attempt ended."""
+
+    status: JobStatus = "passed"
+    reason: str = ""
+    steps: list[StepResult] = field(default_factory=list)
+    tests: dict[str, int] = field(default_factory=dict)
+    cases: list[Any] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+
+    def fail(self, status: JobStatus, reason: str) -> None:
+        """Record the first failure; an `error` (the runner's fault) outranks a plain failure."""
+        if self.status == "passed" or (status == "error" and self.status == "failed"):
+            self.status, self.reason = status, reason
+
+
+class JobAttempt:
+    def __init__(
+        self, job: JobSpec, options: RunOptions, sink: Sink, control: JobControl, attempt: int
+    ) -> None:
+        self.job = job
+        self.options = options
+        self.paths = options.paths
+        self.sink = sink
+        self.control = control
+        self.attempt = attempt
+        self.outcome = Attempt()
+        self.masker: Masker = Masker([])
+        self.env: dict[str, str] = {}
+        self.exported: dict[str, str] = {}
+        self.scratch: Path | None = None
+        self.workspace: Path | None = None
+        self.rootfs: Rootfs | None = None
+        self.network: NetworkNamespace | None = None
+        self.services: Services | None = None
+        self.missed: list[CacheSpec] = []
+
+    # -- output -----------------------------------------------------------------------------------
+
+    def log(self, text: str, step: str | None = None) -> None:
+        self.sink.emit(LogLine(self.job.name, step, "runner", self.masker.mask(text)))
+
+    def phase(self, name: str, started: float, detail: str = "") -> None:
+        self.sink.emit(PhaseFinished(self.job.name, name, time.monotonic() - started, detail))
+
+    # -- the attempt ------------------------------------------------------------------------------
+
+    def run(self) -> Attempt:
+        try:
+            self._run()
+        except Exception as exc:  # the engine's own fault: the job errors, the pipeline goes on
+            self.outcome.fail("error", f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            self._cleanup()
+        if self.control.stopped == "canceled":
+            self.outcome.status, self.outcome.reason = "canceled", "canceled"
+        return self.outcome
+
+    def _run(self) -> None:
+        job = self.job
+        missing = [name for name in job.secrets if name not in self.options.secrets]
+        if missing:
+            names = ", ".join(missing)
+            self.outcome.fail("failed", f"secret {names} is not set (add it to the secrets file)")
+            return
+        secrets = {name: self.options.secrets[name] for name in job.secrets}
+        self.masker = Masker(secrets)
+        for warning in getattr(self.masker, "warnings", []):
+            self.log(f"warning: {warning}")
+        self.env = {
+            "PATH": DEFAULT_PATH,
+            "HOME": "/root",
+            **job.env,
+            "CI": "true",
+            "RUNNER": "1",
+            "RUNNER_JOB": job.name,
+            "RUNNER_ATTEMPT": str(self.attempt),
+            "RUNNER_WORKSPACE": "/workspace",
+            **self.options.extra_env,
+            **secrets,
+        }
+        self._prepare_dirs()
+        started = time.monotonic()
+        try:
+            self.rootfs = resolve_rootfs(job.image, self.paths)
+        except (ImageUnavailable, SandboxError) as exc:
+            self.outcome.fail("error", f"image {job.image.ref}: {exc}")
+            return
+        self.phase("image", started, job.image.ref)
+        try:
+            self.network = NetworkNamespace.create(job.network)
+        except SandboxError as exc:
+            self.outcome.fail("error", f"network {job.network}: {exc}")
+            return
+        if job.cache:
+            self._restore_caches()
+        if job.services and not self._start_services():
+            self._upload()
+            return
+        self._run_steps()
+        if self.services is not None:
+            self.services.stop()
+            self.services = None
+        if self.missed and self.outcome.status == "passed" and not self.control.stopped:
+            self._save_caches()
+        if self.control.stopped != "canceled":
+            self._upload()
+
+    def _prepare_dirs(self) -> None:
+        self.paths.tmp.mkdir(parents=True, exist_ok=True)
+        self.scratch = self.paths.tmp / f"job-{uuid.uuid4().hex[:12]}"
+        self.scratch.mkdir(mode=0o700)
+        (self.scratch / "env").mkdir()
+        self.workspace = self.scratch / "ws"
+        source = self.options.workspace
+        if not source.is_dir():
+            raise SandboxError(f"the workspace {source} is not a directory")
+        # cp -a keeps modes, symlinks and hard links exactly; reflinks make it cheap where supported
+        done = subprocess.run(
+            ["cp", "-a", "--reflink=auto", "--", f"{source}/.", str(self.workspace)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            message = (done.stderr.strip().splitlines() or ["cp failed"])[-1]
+            raise SandboxError(f"cannot copy the workspace {source}: {message}")
+
+    def _cleanup(self) -> None:
+        if self.services is not None:
+            self.services.stop()
+        if self.network is not None:
+            self.network.close()
+        if self.rootfs is not None:
+            self.rootfs.destroy()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    # -- containers over the job's filesystem ------------------------------------------------------
+
+    def _container(
+        self, argv: list[str], env: dict[str, str], timeout: float | None, mounts: list[Mount]
+    ) -> Any:
+        assert self.rootfs is not None and self.network is not None
+        spec = ContainerSpec(
+            argv=argv,
+            env=env,
+            workspace=self.workspace,
+            mounts=mounts,
+            hosts=self.services.hosts if self.services else {},
+            limits=Limits(self.job.resources.memory, self.job.resources.cpus, self.job.resources.pids),
+            timeout=timeout,
+        )
+        return spec
+
+    def _execute(self, spec: ContainerSpec, on_output: Any) -> Result:
+        assert self.rootfs is not None and self.network is not None
+        container = spawn(
+            spec, rootfs=self.rootfs, network=self.network, on_output=on_output, paths=self.paths
+        )
+        self.control.track(container)
+        try:
+            result: Result = container.wait()
+        finally:
+            self.control.untrack(container)
+        return result
+
+    def _quiet(self, script: str, mount: Mount) -> tuple[Result | None, str]:
+        """Run a runner-internal shell script in the job's filesystem; (result, last output line)."""
+        lines: list[str] = []
+
+        def keep(stream: str, data: bytes) -> None:
+            lines.append(data.decode("utf-8", errors="replace"))
+
+        spec = self._container(
+            ["/bin/sh", "-c", script], self.env, self.control.bound(CACHE_OP_TIMEOUT), [mount]
+        )
+        try:
+            return self._execute(spec, keep), (lines[-1] if lines else "")
+        except SandboxError as exc:
+            return None, str(exc)
+
+    # -- caches -----------------------------------------------------------------------------------
+
+    def _restore_caches(self) -> None:
+        started = time.monotonic()
+        store = CacheStore(self.paths.caches)
+        details = []
+        for cache in self.job.cache:
+            entry = store.lookup(cache.key)
+            if entry is None:
+                self.missed.append(cache)
+                details.append(f"cache miss {cache.key}")
+                self.log(f"cache miss {cache.key}")
+                continue
+            details.append(f"cache hit {cache.key}")
+            self.log(f"cache hit {cache.key}")
+            result, last = self._quiet(
+                restore_script(entry.paths, cache.paths), Mount(entry.data, MOUNT, True)
+            )
+            if result is None or not result.ok:
+                self.log(f"warning: cache {cache.key} could not be restored: {last or result}")
+        self.phase("cache_restore", started, ", ".join(details))
+
+    def _save_caches(self) -> None:
+        started = time.monotonic()
+        store = CacheStore(self.paths.caches)
+        details = []
+        for cache in self.missed:
+            scratch = store.scratch()
+            result, last = self._quiet(save_script(cache.paths), Mount(scratch / "data", MOUNT, False))
+            if result is None or not result.ok:
+                store.discard(scratch)
+                self.log(f"warning: cache {cache.key} could not be saved: {last or result}")
+                continue
+            entry = store.commit(cache.key, cache.paths, scratch)
+            if entry is None:
+                self.log(f"cache {cache.key} was saved meanwhile by another job; keeping that one")
+            else:
+                details.append(f"cache saved {cache.key}")
+                self.log(f"cache saved {cache.key} ({entry.size} bytes)")
+        self.phase("cache_save", started, ", ".join(details))
+
+    # -- services ---------------------------------------------------------------------------------
+
+    def _start_services(self) -> bool:
+        assert self.network is not None
+        started = time.monotonic()
+        self.services = Services(
+            self.job.services,
+            job=self.job.name,
+            network=self.network,
+            paths=self.paths,
+            sink=self.sink,
+            mask=self.masker.mask,
+            control=self.control,
+            env={key: self.env[key] for key in ("PATH", "HOME", "CI", "RUNNER") if key in self.env},
+        )
+        try:
+            self.services.start()
+        except (ServiceFailed, ImageUnavailable) as exc:
+            status: JobStatus = "error" if isinstance(exc, ImageUnavailable) else "failed"
+            self.outcome.fail(status, self.masker.mask(str(exc)))
+            self.log(self.outcome.reason)
+            return False
+        finally:
+            self.phase("services", started, ", ".join(s.name for s in self.job.services))
+        return True
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _run_steps(self) -> None:
+        failed = False
+        for index, step in enumerate(self.job.steps):
+            stopped = self.control.stopped or ("timeout" if self.control.expired() else None)
+            wanted = step.when == "always" or (step.when == "on_failure") == failed
+            if stopped or not wanted:
+                status: StepStatus = "canceled" if stopped == "canceled" else "skipped"
+                result = StepResult(step.name, index, status, reason=status)
+                self.sink.emit(StepFinished(self.job.name, step.name, index, status, reason=status))
+            else:
+                result = self._run_step(index, step)
+            self.outcome.steps.append(result)
+            if result.status in ("failed", "error"):
+                failed = True
+        if self.control.stopped == "timeout" or self.control.expired():
+            self.outcome.fail("failed", f"job timed out after {self.job.timeout:g}s")
+
+    def _run_step(self, index: int, step: StepSpec) -> StepResult:
+        assert self.scratch is not None
+        name = step.name
+        env_path = self.scratch / "env" / "env"
+        envfile.reset(env_path)
+        env = {**self.env, **self.exported, **step.env, "RUNNER_ENV": ENV_FILE}
+        spec = self._container(
+            ["/bin/sh", "-e", "-c", step.run],
+            env,
+            self.control.bound(step.timeout),
+            [Mount(self.scratch / "env", ENV_DIR, readonly=False)],
+        )
+        self.sink.emit(StepStarted(self.job.name, name, index))
+        started = time.monotonic()
+
+        def on_output(stream: str, data: bytes) -> None:
+            text = self.masker.mask(data.decode("utf-8", errors="replace"))
+            self.sink.emit(LogLine(self.job.name, name, stream, text))
+
+        try:
+            result = self._execute(spec, on_output)
+        except SandboxError as exc:
+            message = self.masker.mask(str(exc))
+            self.log(f"step {name!r} could not start: {message}", step=name)
+            self.outcome.fail("error", f"step {name!r} could not start: {message}")
+            self.sink.emit(
+                StepFinished(
+                    self.job.name, name, index, "error", reason="error", duration=time.monotonic() - started
+                )
+            )
+            return StepResult(name, index, "error", reason="error", duration=time.monotonic() - started)
+        exported, warnings = envfile.read(env_path)
+        self.exported.update(exported)
+        for warning in warnings:
+            self.log(f"warning: {warning}", step=name)
+        status, reason = self._judge(step, result)
+        self.sink.emit(
+            StepFinished(
+                self.job.name,
+                name,
+                index,
+                status,
+                result.exit_code,
+                reason,
+                result.wall_time,
+                result.cpu_time,
+                result.peak_memory,
+            )
+        )
+        return StepResult(
+            name,
+            index,
+            status,
+            result.exit_code,
+            reason,
+            result.wall_time,
+            result.cpu_time,
+            result.peak_memory,
+        )
+
+    def _judge(self, step: StepSpec, result: Result) -> tuple[StepStatus, str]:
+        """The step's status and reason, recording the job's failure reason on the way."""
+        name = step.name
+        if result.ok:
+            return "passed", "exited"
+        job_timeout = self.control.stopped == "timeout" or self.control.expired()
+        if self.control.stopped == "canceled":
+            return "canceled", "canceled"
+        if result.reason == "exited":
+            self.outcome.fail("failed", f"step {name!r} exited with code {result.exit_code}")
+            return "failed", "exited"
+        if result.reason == "oom":
+            self.outcome.fail("failed", f"step {name!r} ran out of memory")
+            return "failed", "oom"
+        if job_timeout:
+            self.outcome.fail("failed", f"job timed out after {self.job.timeout:g}s")
+            return "failed", "timeout"
+        if result.reason == "timeout":
+            self.outcome.fail("failed", f"step {name!r} timed out after {step.timeout:g}s")
+            return "failed", "timeout"
+        self.outcome.fail("failed", f"step {name!r} was killed")
+        return "failed", result.reason
+
+    # -- upload -----------------------------------------------------------------------------------
+
+    def _upload(self) -> None:
+        if self.workspace is None or not (self.job.artifacts or self.job.reports_junit):
+            return
+        started = time.monotonic()
+        details = []
+        if self.job.artifacts:
+            dest = self.options.artifacts_dir / artifacts.job_dirname(self.job.name)
+            shutil.rmtree(dest, ignore_errors=True)  # a retry replaces what an earlier attempt stored
+            collected = artifacts.collect(self.workspace, self.job.artifacts, dest)
+            for warning in collected.warnings:
+                self.log(f"warning: {warning}")
+            for rel, size in collected.stored:
+                self.outcome.artifacts.append(rel)
+                self.sink.emit(ArtifactStored(self.job.name, rel, size))
+            details.append(f"{len(collected.stored)} artifacts")
+        if self.job.reports_junit:
+            cases, counts, warnings = reporting.collect(
+                self.workspace, list(self.job.reports_junit), self.job.name
+            )
+            for warning in warnings:
+                self.log(f"warning: {warning}")
+            self.outcome.cases, self.outcome.tests = cases, counts
+            self.sink.emit(TestsCollected(self.job.name, counts, tuple(cases)))
+            details.append(f"{counts.get('total', 0)} tests")
+        self.phase("upload", started, ", ".join(details))
