@@ -78,7 +78,7 @@ class Schedule:
         self.jobs = {job.name: job for job in jobs}
         self.status: dict[str, JobStatus] = dict.fromkeys(self.jobs, "queued")
         self.reason: dict[str, str] = dict.fromkeys(self.jobs, "")
-        self.blocked: set[str] = set()  # skipped because a need did not pass (not because of `if:`)
+        self.blocked: set[str] = set()  # skipped because a need failed (directly or upstream), not `if:`
 
     def ok(self, name: str) -> bool:
         """Whether dependants of `name` may run: it passed, or failed with `allow_failure`."""
@@ -97,25 +97,30 @@ class Schedule:
             for name, job in self.jobs.items():
                 if self.status[name] != "queued":
                     continue
-                reason = self._skip_reason(job)
+                reason, blocked = self._skip_reason(job)
                 if reason:
                     self.status[name] = "skipped"
                     self.reason[name] = reason
-                    if reason.startswith("needs "):
+                    if blocked:
                         self.blocked.add(name)
                     skipped.append((name, reason))
                     changed = True
         return skipped
 
-    def _skip_reason(self, job: JobSpec) -> str:
+    def _skip_reason(self, job: JobSpec) -> tuple[str, bool]:
+        """Why `job` must be skipped ('' if it need not be), and whether a failure caused it.
+
+        A job skipped only because of a false `if:` upstream is not a failure of the pipeline.
+        """
         for need in job.needs:
             status = self.status[need]
             if status in SETTLED and not self.ok(need):
                 verb = {"failed": "failed", "error": "errored", "canceled": "was canceled"}
-                return f"needs {need!r}, which {verb.get(status, 'was skipped')}"
+                blocked = status != "skipped" or need in self.blocked
+                return f"needs {need!r}, which {verb.get(status, 'was skipped')}", blocked
         if not job.condition and all(self.ok(need) for need in job.needs):
-            return "its if: condition is false"
-        return ""
+            return "its if: condition is false", False
+        return "", False
 
     def runnable(self) -> list[JobSpec]:
         """Queued jobs whose needs all passed, in pipeline order (call `skips()` first)."""
