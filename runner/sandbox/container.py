@@ -1,0 +1,398 @@
+"""The container lifecycle: fork into fresh namespaces and a cgroup, run, stream output, account, tear down.
+
+Process layout (no helper binary, no exec before the user's command):
+
+    caller thread: unshare(CLONE_NEWPID) for its own children only, fork, setns back to its pid namespace
+        └──▶ pid 1 of the new pid namespace: joins its cgroup, enters its own copy of the rootfs's
+             template mount namespace (overlays, /dev and /sys are mounted there once per job), joins
+             the job's network, mounts /proc and the workspace, pivot_root, drops capabilities, execs
+
+The container's pid 1 dies with the calling thread (parent-death signal), and when it exits the
+kernel kills everything else in its pid namespace. Setup errors travel back on a close-on-exec pipe,
+so the caller knows the command started (or exactly which syscall failed) before `spawn` returns.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import signal
+import termios
+import threading
+import time
+import uuid
+
+from runner.sandbox import cgroups, mounts, records, syscalls, template
+from runner.sandbox.capabilities import DEFAULT_MASK
+from runner.sandbox.network import NetworkNamespace
+from runner.sandbox.rootfs import Rootfs
+from runner.sandbox.types import ContainerSpec, OutputCallback, Result, SandboxError
+from runner.settings import Paths
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_LINE = 64 * 1024
+_ERR_SETUP = b"s"
+_ERR_EXEC = b"x"
+_CAP_LAST = syscalls.cap_last_cap()
+
+
+class Container:
+    """A running container. `wait()` pumps its output and returns its Result; `kill()` ends it."""
+
+    def __init__(
+        self,
+        spec: ContainerSpec,
+        pid: int,
+        cgroup: cgroups.Cgroup,
+        fds: dict[int, str],
+        on_output: OutputCallback | None,
+        started: float,
+        cleanup: list,
+    ) -> None:
+        self.spec = spec
+        self.pid = pid  # the host pid of the container's pid 1
+        self.cgroup = cgroup
+        self._fds = fds
+        self._on_output = on_output
+        self._started = started
+        self._deadline = started + spec.timeout if spec.timeout else None
+        self._cleanup = cleanup
+        self._killed_for: str | None = None
+        self._lock = threading.Lock()
+        self._result: Result | None = None
+        self._status: int | None = None
+
+    def kill(self, reason: str = "killed") -> None:
+        """Kill the whole process tree: SIGKILL to pid 1 makes the kernel kill its whole pid namespace."""
+        with self._lock:
+            if self._status is not None:
+                return
+            if self._killed_for is None:
+                self._killed_for = reason
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def wait(self) -> Result:
+        if self._result is not None:
+            return self._result
+        buffers = {fd: b"" for fd in self._fds}
+        open_fds = set(self._fds)
+        poller = select.poll()
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+        while open_fds:
+            timeout_ms = None
+            if self._deadline is not None and self._killed_for is None:
+                timeout_ms = max(0, int((self._deadline - time.monotonic()) * 1000) + 1)
+            events = poller.poll(timeout_ms)
+            if not events and self._deadline is not None and time.monotonic() >= self._deadline:
+                self.kill("timeout")
+                continue
+            for fd, _ in events:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO on a pty whose last writer is gone
+                    chunk = b""
+                if not chunk:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                    if buffers[fd]:
+                        self._emit(fd, buffers[fd])
+                        buffers[fd] = b""
+                    continue
+                data = buffers[fd] + chunk
+                *lines, rest = data.split(b"\n")
+                for line in lines:
+                    self._emit(fd, line)
+                while len(rest) > MAX_LINE:
+                    self._emit(fd, rest[:MAX_LINE])
+                    rest = rest[MAX_LINE:]
+                buffers[fd] = rest
+        _, status = os.waitpid(self.pid, 0)
+        ended = time.monotonic()
+        with self._lock:
+            self._status = status
+        result = self._finish(status, ended)
+        self._result = result
+        return result
+
+    def _emit(self, fd: int, line: bytes) -> None:
+        if self._on_output is not None:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            self._on_output(self._fds[fd], line)  # type: ignore[arg-type]
+
+    def _finish(self, status: int, ended: float) -> Result:
+        stats = self.cgroup.stats()
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + (sig or 0)
+        if self._killed_for == "timeout":
+            reason, code = "timeout", 124
+        elif stats.oom_kills > 0:
+            reason = "oom"
+            if sig is None and code == 0:
+                code = 137
+        elif self._killed_for is not None or sig is not None:
+            reason = "killed"
+        else:
+            reason = "exited"
+        self._teardown()
+        return Result(
+            exit_code=code,
+            reason=reason,  # type: ignore[arg-type]
+            signal=sig,
+            wall_time=ended - self._started,
+            cpu_time=stats.cpu_time,
+            peak_memory=stats.peak_memory,
+        )
+
+    def _teardown(self) -> None:
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            self.cgroup.remove()
+        finally:
+            for action in self._cleanup:
+                action()
+
+
+def spawn(
+    spec: ContainerSpec,
+    *,
+    rootfs: Rootfs | None = None,
+    network: NetworkNamespace | None = None,
+    on_output: OutputCallback | None = None,
+    paths: Paths | None = None,
+) -> Container:
+    """Start `spec` and return once its command has been exec'd; SandboxError if the runner could not."""
+    paths = paths or (rootfs.paths if rootfs is not None else Paths.default())
+    records.sweep_once(paths)
+    if not spec.argv:
+        raise SandboxError("no command given")
+    if spec.workspace is not None and not spec.workspace.is_dir():
+        raise SandboxError(f"workspace {spec.workspace} does not exist or is not a directory")
+    for m in spec.mounts:
+        if not m.source.exists():
+            raise SandboxError(f"mount source {m.source} does not exist")
+    cleanup: list = []
+    if rootfs is None:
+        rootfs = Rootfs.create(paths)
+        cleanup.append(rootfs.destroy)
+    try:
+        plan = mounts.plan_for(rootfs, spec)
+        mnt_fd = template.mount_namespace(rootfs, plan, network)
+    except BaseException:
+        for action in cleanup:
+            action()
+        raise
+    name = records.cgroup_name(uuid.uuid4().hex[:10])
+    try:
+        cgroup = cgroups.driver().create(name, spec.limits)
+    except BaseException:
+        for action in cleanup:
+            action()
+        raise
+    try:
+        return _start(spec, plan, mnt_fd, network, cgroup, on_output, cleanup)
+    except BaseException:
+        try:
+            cgroup.remove()
+        finally:
+            for action in cleanup:
+                action()
+        raise
+
+
+def run(
+    spec: ContainerSpec,
+    *,
+    rootfs: Rootfs | None = None,
+    network: NetworkNamespace | None = None,
+    on_output: OutputCallback | None = None,
+    paths: Paths | None = None,
+) -> Result:
+    return spawn(spec, rootfs=rootfs, network=network, on_output=on_output, paths=paths).wait()
+
+
+_own_pid_ns: int | None = None
+
+
+def _fork_into_new_pid_namespace() -> int:
+    """fork() whose child is pid 1 of a new pid namespace, without moving this process or its other threads.
+
+    unshare(CLONE_NEWPID) only changes the namespace the calling thread's next children are born in;
+    setns() back to our own namespace right after the fork restores that.
+    """
+    global _own_pid_ns
+    if _own_pid_ns is None or _own_pid_ns_pid != os.getpid():
+        _reset_pid_ns_fd()
+    syscalls.unshare(syscalls.CLONE_NEWPID)
+    try:
+        return os.fork()
+    finally:
+        if os.getpid() != 1:
+            assert _own_pid_ns is not None
+            syscalls.setns(_own_pid_ns, syscalls.CLONE_NEWPID)
+
+
+_own_pid_ns_pid = 0
+
+
+def _reset_pid_ns_fd() -> None:
+    global _own_pid_ns, _own_pid_ns_pid
+    _own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    _own_pid_ns_pid = os.getpid()
+
+
+def _start(
+    spec: ContainerSpec,
+    plan: mounts.MountPlan,
+    mnt_fd: int,
+    network: NetworkNamespace | None,
+    cgroup: cgroups.Cgroup,
+    on_output: OutputCallback | None,
+    cleanup: list,
+) -> Container:
+    procs_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in cgroup.procs_files]
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    if spec.pty:
+        master, slave = os.openpty()
+        os.set_inheritable(master, False)
+        child_fds = {"stdout": slave, "stderr": slave}
+        parent_fds = {master: "stdout"}
+    else:
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        e_r, e_w = os.pipe2(os.O_CLOEXEC)
+        child_fds = {"stdout": out_w, "stderr": e_w}
+        parent_fds = {out_r: "stdout", e_r: "stderr"}
+    env = dict(spec.env)
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("HOSTNAME", spec.hostname)
+    env.setdefault("HOME", "/root" if spec.uid == 0 else "/")
+    child = _Child(spec, plan, mnt_fd, network, procs_fds, err_w, child_fds, env)
+    started = time.monotonic()
+    try:
+        pid = _fork_into_new_pid_namespace()
+        if pid == 0:
+            child.run()  # never returns
+    finally:
+        for fd in (*procs_fds, err_w, *set(child_fds.values())):
+            os.close(fd)
+    error = b""
+    while True:
+        chunk = os.read(err_r, 4096)
+        if not chunk:
+            break
+        error += chunk
+    os.close(err_r)
+    if error[:1] == _ERR_SETUP:
+        os.waitpid(pid, 0)
+        for fd in parent_fds:
+            os.close(fd)
+        raise SandboxError(error[1:].decode(errors="replace"))
+    container = Container(spec, pid, cgroup, parent_fds, on_output, started, cleanup)
+    if error and on_output is not None:  # exec failed: the command's fault (not found...), as a shell says
+        on_output("stderr", b"runner: " + error[1:])
+    return container
+
+
+class _Child:
+    """What the container's pid 1 does between fork and exec: only syscalls, no threads, no imports."""
+
+    def __init__(
+        self,
+        spec: ContainerSpec,
+        plan: mounts.MountPlan,
+        mnt_fd: int,
+        network: NetworkNamespace | None,
+        procs_fds: list[int],
+        err_w: int,
+        stdio: dict[str, int],
+        env: dict[str, str],
+    ) -> None:
+        self.spec = spec
+        self.plan = plan
+        self.mnt_fd = mnt_fd
+        self.network = network
+        self.procs_fds = procs_fds
+        self.err_w = err_w
+        self.stdio = stdio
+        self.env = env
+
+    def _fail(self, kind: bytes, message: str, code: int) -> None:
+        try:
+            os.write(self.err_w, kind + message.encode(errors="replace")[:4000])
+        finally:
+            os._exit(code)
+
+    def run(self) -> None:
+        spec = self.spec
+        try:
+            for fd in self.procs_fds:
+                os.write(fd, b"0")
+            syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+            syscalls.unshare(syscalls.CLONE_NEWCGROUP)
+            syscalls.setns(self.mnt_fd, syscalls.CLONE_NEWNS)
+            flags = syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
+            if self.network is None:
+                flags |= syscalls.CLONE_NEWNET
+            syscalls.unshare(flags)
+            if self.network is not None and self.network.fd is not None:
+                syscalls.setns(self.network.fd, syscalls.CLONE_NEWNET)
+            mounts.perform(self.plan)
+            syscalls.sethostname(spec.hostname)
+            if self.network is None:
+                syscalls.loopback_up()
+            self._stdio()
+            try:
+                os.chdir(spec.cwd)
+            except OSError:
+                raise SandboxError(f"working directory {spec.cwd} does not exist in the container") from None
+            self._drop_privileges()
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            syscalls.close_range_cloexec(3)
+        except BaseException as exc:
+            self._fail(_ERR_SETUP, f"container setup: {exc}", 125)
+        try:
+            os.execvpe(spec.argv[0], spec.argv, self.env)
+        except OSError as exc:
+            code = 127 if isinstance(exc, FileNotFoundError) else 126
+            reason = "command not found" if code == 127 else exc.strerror
+            self._fail(_ERR_EXEC, f"{spec.argv[0]}: {reason}", code)
+        except BaseException as exc:
+            self._fail(_ERR_SETUP, f"exec {spec.argv[0]}: {exc}", 125)
+
+    def _stdio(self) -> None:
+        null = os.open("/dev/null", os.O_RDWR)
+        out, err = self.stdio["stdout"], self.stdio["stderr"]
+        if self.spec.pty:
+            os.setsid()
+            fcntl.ioctl(out, termios.TIOCSCTTY, 0)
+            os.dup2(out, 0)
+        else:
+            os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        for fd in {null, out, err}:
+            if fd > 2:
+                os.close(fd)
+
+    def _drop_privileges(self) -> None:
+        spec = self.spec
+        syscalls.drop_bounding_set(DEFAULT_MASK, _CAP_LAST)
+        syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_CLEAR_ALL)
+        syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
+        if spec.gid != 0 or spec.uid != 0:
+            os.setgroups([spec.gid])
+            os.setgid(spec.gid)
+            os.setuid(spec.uid)
+        else:
+            syscalls.capset(DEFAULT_MASK)

@@ -1,0 +1,162 @@
+"""The mount namespace of one container: root overlays, /proc with masks, a minimal /dev, /sys, pivot_root.
+
+`plan_for` (in the caller, before fork) computes every path and option string; `perform` (in the
+container's pid 1, after unshare) only issues syscalls, in an order that keeps each step safe:
+propagation private first so nothing leaks back to the host, then the overlays, the workspace and
+extra binds, /dev, /proc and its masks, /sys read-only, and last pivot_root with the old root detached.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+
+from runner.sandbox import syscalls as sc
+from runner.sandbox.rootfs import Overlay, Rootfs
+from runner.sandbox.types import ContainerSpec
+
+# /proc entries that leak host information or allow harm: hidden (files get /dev/null, dirs an empty tmpfs)
+PROC_MASKED = ("kcore", "keys", "timer_list", "sched_debug", "latency_stats", "timer_stats", "acpi", "scsi")
+PROC_READONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+SYS_MASKED = ("firmware",)
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+NOSUID_NODEV = sc.MS_NOSUID | sc.MS_NODEV
+
+
+@dataclass
+class MountPlan:
+    root: str  # host path where the root overlay is mounted (inside the container's namespace)
+    overlays: list[Overlay]
+    binds: list[tuple[str, str, bool]] = field(default_factory=list)  # (source, target in root, readonly)
+    hosts_file: str | None = None
+    chdir_for_overlays: str | None = None
+
+
+def plan_for(rootfs: Rootfs, spec: ContainerSpec) -> MountPlan:
+    root = str(rootfs.merged)
+    plan = MountPlan(root=root, overlays=rootfs.overlays)
+    if spec.workspace is not None:
+        plan.binds.append((str(spec.workspace), "workspace", False))
+    for m in spec.mounts:
+        plan.binds.append((str(m.source), m.target.lstrip("/"), m.readonly))
+    hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{spec.hostname}\n"
+    for name, address in sorted(spec.hosts.items()):
+        hosts += f"{address}\t{name}\n"
+    hosts_path = rootfs.dir / "hosts"
+    try:
+        current = hosts_path.read_text()
+    except OSError:
+        current = None
+    if current != hosts:
+        tmp = rootfs.dir / f".hosts.{os.getpid()}"
+        tmp.write_text(hosts)
+        os.rename(tmp, hosts_path)
+    plan.hosts_file = str(hosts_path)
+    return plan
+
+
+def _ensure_dir(path: str) -> None:
+    if not os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
+
+
+def _ensure_file(path: str) -> None:
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a"):
+            pass
+
+
+def prepare_template(plan: MountPlan) -> None:
+    """In a fresh mount namespace: the parts every container over this rootfs shares (done once per job)."""
+    root = plan.root
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    for overlay in plan.overlays:
+        target = os.path.join(root, overlay.target) if overlay.target else root
+        if plan.chdir_for_overlays:
+            os.chdir(plan.chdir_for_overlays)
+        sc.mount("overlay", target, "overlay", sc.MS_NODEV, overlay.options())
+    _mount_dev(root)
+    _mount_sys(root)
+
+
+def perform(plan: MountPlan) -> None:
+    """In the container's own copy of the template namespace: workspace, binds, /proc, then pivot_root."""
+    root = plan.root
+    for source, target, readonly in plan.binds:
+        dest = os.path.join(root, target)
+        if os.path.isdir(source):
+            _ensure_dir(dest)
+        else:
+            _ensure_file(dest)
+        sc.bind(source, dest, readonly=readonly, recursive=True, flags=sc.MS_NOSUID | sc.MS_NODEV)
+    _mount_proc(root)
+    if plan.hosts_file:
+        etc_hosts = os.path.join(root, "etc/hosts")
+        _ensure_file(etc_hosts)
+        sc.bind(plan.hosts_file, etc_hosts, readonly=True)
+    os.chdir(root)
+    sc.pivot_root(".", ".")
+    sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def _mount_dev(root: str) -> None:
+    dev = os.path.join(root, "dev")
+    _ensure_dir(dev)
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
+    for name, major, minor in DEVICES:
+        os.mknod(os.path.join(dev, name), stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        os.chmod(os.path.join(dev, name), 0o666)
+    for name in ("pts", "shm", "mqueue"):
+        os.mkdir(os.path.join(dev, name))
+    sc.mount(
+        "devpts",
+        os.path.join(dev, "pts"),
+        "devpts",
+        sc.MS_NOSUID | sc.MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+    )
+    os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
+    os.chmod(os.path.join(dev, "shm"), 0o1777)
+    sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", NOSUID_NODEV | sc.MS_NOEXEC, "mode=1777,size=65536k")
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+    ):
+        os.symlink(target, os.path.join(dev, name))
+    os.symlink("/proc/self/fd/2", os.path.join(dev, "stderr"))
+    os.symlink("/proc/kcore", os.path.join(dev, "core"))
+
+
+def _mount_proc(root: str) -> None:
+    proc = os.path.join(root, "proc")
+    _ensure_dir(proc)
+    sc.mount("proc", proc, "proc", NOSUID_NODEV | sc.MS_NOEXEC)
+    null = os.path.join(root, "dev/null")
+    for name in PROC_MASKED:
+        path = os.path.join(proc, name)
+        if os.path.isdir(path):
+            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY | NOSUID_NODEV | sc.MS_NOEXEC, "size=0")
+        elif os.path.exists(path):
+            sc.bind(null, path)
+    for name in PROC_READONLY:
+        path = os.path.join(proc, name)
+        if os.path.exists(path):
+            sc.bind(path, path, readonly=True, flags=NOSUID_NODEV | sc.MS_NOEXEC)
+
+
+def _mount_sys(root: str) -> None:
+    sys_dir = os.path.join(root, "sys")
+    _ensure_dir(sys_dir)
+    flags = sc.MS_RDONLY | NOSUID_NODEV | sc.MS_NOEXEC
+    try:
+        sc.mount("sysfs", sys_dir, "sysfs", flags)
+    except OSError:  # sysfs of a network namespace we do not own: fall back to a read-only bind of the host's
+        sc.bind("/sys", sys_dir, readonly=True, recursive=True, flags=NOSUID_NODEV | sc.MS_NOEXEC)
+    for name in SYS_MASKED:
+        path = os.path.join(sys_dir, name)
+        if os.path.isdir(path):
+            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY | NOSUID_NODEV | sc.MS_NOEXEC, "size=0")

@@ -1,0 +1,111 @@
+"""Records of live containers and root filesystems under RUNNER_HOME/run, and the sweep that uses them.
+
+Every cgroup and throwaway directory the sandbox creates is first recorded with its owner's pid and
+start time. Mounts need no record: they exist only inside containers' mount namespaces and vanish
+with them. When a runner process is SIGKILLed, its containers die with it (parent-death signals), but
+cgroup directories and upper dirs stay; the next runner process to start a container sweeps every
+record whose owner is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from runner.settings import Paths
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+_OWNER = (os.getpid(), _start_time(os.getpid()))
+
+
+def _owner() -> tuple[int, str]:
+    global _OWNER
+    if _OWNER[0] != os.getpid():  # a forked process owns its own records
+        _OWNER = (os.getpid(), _start_time(os.getpid()))
+    return _OWNER
+
+
+def write(paths: Paths, name: str, *, cgroup: str | None = None, tmp_dirs: list[str] | None = None) -> None:
+    pid, start = _owner()
+    data = {"pid": pid, "start": start, "cgroup": cgroup, "tmp_dirs": tmp_dirs or []}
+    try:
+        fd = os.open(paths.run / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        paths.run.mkdir(parents=True, exist_ok=True)
+        fd = os.open(paths.run / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(data))
+
+
+def remove(paths: Paths, name: str) -> None:
+    try:
+        os.unlink(paths.run / name)
+    except FileNotFoundError:
+        pass
+
+
+def _alive(pid: int, start: str) -> bool:
+    return _start_time(pid) == start and start != ""
+
+
+def sweep(paths: Paths) -> list[str]:
+    """Remove what dead runner processes left: cgroups (killing their processes) and temp dirs."""
+    from runner.sandbox.cgroups import driver
+
+    swept: list[str] = []
+    if not paths.run.is_dir():
+        return swept
+    live_cgroups: set[str] = set()
+    for record in sorted(paths.run.iterdir()):
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(int(data.get("pid", 0)), str(data.get("start", ""))):
+            if data.get("cgroup"):
+                live_cgroups.add(data["cgroup"])
+            continue
+        if data.get("cgroup"):
+            driver().existing(data["cgroup"]).remove()
+        for tmp in data.get("tmp_dirs", []):
+            shutil.rmtree(tmp, ignore_errors=True)
+        record.unlink(missing_ok=True)
+        swept.append(record.name)
+    # Containers' cgroups carry no record: their name says whose they are (see `cgroup_name`).
+    drv = driver()
+    for name in drv.list_names():
+        owner_pid, _, rest = name[1:].partition(".")
+        owner_start = rest.partition("-")[0]
+        if name in live_cgroups or not owner_pid.isdigit() or _alive(int(owner_pid), owner_start):
+            continue
+        try:
+            drv.existing(name).remove()
+            swept.append(name)
+        except Exception:
+            pass
+    return swept
+
+
+def cgroup_name(suffix: str) -> str:
+    """A container's cgroup name: `c<owner pid>.<owner start time>-<suffix>`, so a sweep knows whose it is."""
+    pid, start = _owner()
+    return f"c{pid}.{start}-{suffix}"
+
+
+_swept: set[Path] = set()
+
+
+def sweep_once(paths: Paths) -> None:
+    if paths.home not in _swept:
+        _swept.add(paths.home)
+        sweep(paths)

@@ -1,0 +1,244 @@
+"""A job's root filesystem: read-only image layers under a throwaway upper directory.
+
+The `host` image is a curated view of the host: a skeleton directory (empty /root, /home, /tmp,
+/var, /run, /workspace...) with one copy-on-write overlay per real host system directory (`/usr`,
+and `/bin`, `/lib*`, `/sbin` where they are not symlinks into /usr) and `/etc` under a mask layer
+whose overlay whiteouts hide the host's secrets (shadow files, SSH host keys, TLS private keys).
+Writes land in the rootfs's own upper directories, so `pip install` in one step is visible to
+the next while the host stays untouched.
+
+An OCI image is one overlay of its layer directories (top first) over the skeleton. A Rootfs only
+describes the mounts; the container's child process performs them inside its own mount namespace,
+so a crash can never leave a mount behind on the host.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.sandbox import records
+from runner.sandbox.types import SandboxError
+from runner.settings import Paths
+
+HOST_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+
+# Host files a container must never read: whited out of the `host` image's /etc.
+ETC_SECRETS = (
+    "shadow",
+    "shadow-",
+    "gshadow",
+    "gshadow-",
+    "security/opasswd",
+    "ssh/ssh_host_*",
+    "ssl/private",
+    "krb5.keytab",
+    "credstore",
+    "credstore.encrypted",
+    "runner",
+    "docker/key.json",
+    "containers/auth.json",
+    "sudoers.d",
+)
+
+# (path, mode) of the skeleton's directories; mount points and the usual empty places.
+SKELETON_DIRS = (
+    ("bin", 0o755),
+    ("dev", 0o755),
+    ("etc", 0o755),
+    ("home", 0o755),
+    ("mnt", 0o755),
+    ("opt", 0o755),
+    ("proc", 0o555),
+    ("root", 0o700),
+    ("run", 0o755),
+    ("srv", 0o755),
+    ("sys", 0o555),
+    ("tmp", 0o1777),
+    ("usr", 0o755),
+    ("var", 0o755),
+    ("var/tmp", 0o1777),
+    ("var/cache", 0o755),
+    ("var/lib", 0o755),
+    ("var/log", 0o755),
+    ("workspace", 0o755),
+)
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """One overlay mount: `target` is relative to the container's root ('' for the root itself)."""
+
+    target: str
+    lowers: tuple[str, ...]  # top first
+    upper: str
+    work: str
+
+    def options(self) -> str:
+        return (
+            f"lowerdir={':'.join(self.lowers)},upperdir={self.upper},workdir={self.work},"
+            "index=off,redirect_dir=off,metacopy=off"
+        )
+
+
+def _whiteout(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+
+def _atomic_dir(final: Path, build: Callable[[Path], None]) -> Path:
+    """Create `final` once: build it in a sibling temp dir and rename it into place."""
+    if final.exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        build(tmp)
+        os.rename(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.exists():
+            raise
+    return final
+
+
+class HostImage:
+    """What the `host` image is made of on this machine, computed once per process."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.symlinks: list[tuple[str, str]] = []  # (name, target) e.g. ("bin", "usr/bin")
+        self.dirs: list[str] = []  # real host dirs that get an overlay, e.g. "usr", "etc"
+        for path in HOST_SYSTEM_DIRS:
+            if os.path.islink(path):
+                self.symlinks.append((path[1:], os.readlink(path)))
+            elif os.path.isdir(path):
+                self.dirs.append(path[1:])
+        desc = repr((SKELETON_DIRS, self.symlinks)).encode()
+        self.skeleton = _atomic_dir(
+            paths.host / f"skel-{hashlib.sha256(desc).hexdigest()[:12]}", self._build_skeleton
+        )
+        secrets = sorted(
+            os.path.relpath(p, "/etc") for pattern in ETC_SECRETS for p in glob.glob(f"/etc/{pattern}")
+        )
+
+        def build_mask(mask: Path) -> None:
+            for rel in secrets:
+                _whiteout(mask / rel)
+
+        self.etc_mask = _atomic_dir(
+            paths.host / f"etc-{hashlib.sha256(repr(secrets).encode()).hexdigest()[:12]}", build_mask
+        )
+
+    def _build_skeleton(self, root: Path) -> None:
+        names = {name for name, _ in self.symlinks}
+        for rel, mode in SKELETON_DIRS:
+            if rel in names:
+                continue
+            (root / rel).mkdir(parents=True, exist_ok=True)
+            os.chmod(root / rel, mode)
+        for name, target in self.symlinks:
+            os.symlink(target, root / name)
+
+    def lowers_for(self, name: str) -> tuple[str, ...]:
+        if name == "etc":
+            return (str(self.etc_mask), "/etc")
+        return ("/" + name,)
+
+
+_host_images: dict[Path, HostImage] = {}
+
+
+def host_image(paths: Paths) -> HostImage:
+    image = _host_images.get(paths.home)
+    if image is None:
+        image = _host_images[paths.home] = HostImage(paths)
+    return image
+
+
+class Rootfs:
+    """A filesystem for one or more containers run one after another (the steps of one job).
+
+    `layers` are OCI layer directories, top first, stacked over the host image (`base="host"`)
+    or over the bare skeleton (`base=None`, for images from a registry).
+    """
+
+    def __init__(self, paths: Paths, dir: Path, layers: list[Path], base: str | None) -> None:
+        self.paths = paths
+        self.dir = dir
+        self.layers = layers
+        self.base = base
+        self.merged = dir / "m"
+        self.overlays = self._plan()
+        self.templates: dict[object, int] = {}  # mount namespaces holding this rootfs (see template.py)
+
+    @classmethod
+    def create(cls, paths: Paths, layers: list[Path] | None = None, base: str | None = "host") -> Rootfs:
+        """Make the throwaway upper directories under RUNNER_HOME/tmp (recorded for the sweep)."""
+        paths.tmp.mkdir(parents=True, exist_ok=True)
+        name = "r" + uuid.uuid4().hex[:11]
+        records.write(paths, name, tmp_dirs=[str(paths.tmp / name)])
+        directory = paths.tmp / name
+        try:
+            directory.mkdir()
+            (directory / "m").mkdir()
+        except OSError as exc:
+            records.remove(paths, name)
+            raise SandboxError(f"cannot create a root filesystem under {paths.tmp}: {exc.strerror}") from None
+        rootfs = cls(paths, directory, list(layers or []), base)
+        rootfs.record = name
+        for overlay in rootfs.overlays:
+            os.makedirs(overlay.upper, exist_ok=True)
+            os.makedirs(overlay.work, exist_ok=True)
+        return rootfs
+
+    record: str = ""
+
+    def _plan(self) -> list[Overlay]:
+        layers = [str(p) for p in self.layers]
+        if self.base == "host":
+            host = host_image(self.paths)
+            overlays = [Overlay("", (*layers, str(host.skeleton)), str(self.dir / "u"), str(self.dir / "w"))]
+            for name in host.dirs:
+                sub = tuple(f"{layer}/{name}" for layer in layers if os.path.isdir(f"{layer}/{name}"))
+                overlays.append(
+                    Overlay(
+                        name,
+                        (*sub, *host.lowers_for(name)),
+                        str(self.dir / f"u.{name}"),
+                        str(self.dir / f"w.{name}"),
+                    )
+                )
+            return overlays
+        if not layers:
+            raise SandboxError("an image needs at least one layer")
+        skeleton = str(host_image(self.paths).skeleton)
+        return [Overlay("", (*layers, skeleton), str(self.dir / "u"), str(self.dir / "w"))]
+
+    def uppers(self) -> dict[str, Path]:
+        """Upper directory per mount target: what the containers wrote (a layer, once committed)."""
+        return {o.target: Path(o.upper) for o in self.overlays}
+
+    def close_templates(self) -> None:
+        for fd in self.templates.values():
+            os.close(fd)
+        self.templates.clear()
+
+    def destroy(self) -> None:
+        self.close_templates()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.record:
+            records.remove(self.paths, self.record)
+
+    def __enter__(self) -> Rootfs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
