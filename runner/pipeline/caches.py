@@ -23,9 +23,12 @@ import shlex
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from runner.config.spec import CacheSpec
+from runner.sandbox import Mount, Result
 
 DEFAULT_MAX_BYTES = 5 << 30
 MOUNT = "/run/runner-cache"  # where an entry's data (or a save's scratch dir) appears in the container
@@ -207,3 +210,49 @@ def save_script(paths: tuple[str, ...]) -> str:
         source = shlex.quote(container_path(path))
         lines.append(f"if [ -e {source} ] || [ -L {source} ]; then cp -a {source} {MOUNT}/{index}; fi")
     return "\n".join(lines)
+
+
+# A runner-internal script run in the job's filesystem with one extra mount: (result, last output line).
+ScriptRunner = Callable[[str, Mount], tuple[Result | None, str]]
+
+
+def restore(
+    store: CacheStore, caches: tuple[CacheSpec, ...], run: ScriptRunner, log: Callable[[str], None]
+) -> tuple[list[CacheSpec], list[str]]:
+    """Put every cached key back into the job's filesystem; returns (the caches that missed, details)."""
+    missed: list[CacheSpec] = []
+    details: list[str] = []
+    for cache in caches:
+        entry = store.lookup(cache.key)
+        if entry is None:
+            missed.append(cache)
+            details.append(f"cache miss {cache.key}")
+            log(f"cache miss {cache.key}")
+            continue
+        details.append(f"cache hit {cache.key}")
+        log(f"cache hit {cache.key}")
+        result, last = run(restore_script(entry.paths, cache.paths), Mount(entry.data, MOUNT, readonly=True))
+        if result is None or not result.ok:
+            log(f"warning: cache {cache.key} could not be restored: {last or result}")
+    return missed, details
+
+
+def save(
+    store: CacheStore, caches: list[CacheSpec], run: ScriptRunner, log: Callable[[str], None]
+) -> list[str]:
+    """Copy the paths of each cache out of the job's filesystem into the store; returns details."""
+    details: list[str] = []
+    for cache in caches:
+        scratch = store.scratch()
+        result, last = run(save_script(cache.paths), Mount(scratch / "data", MOUNT, readonly=False))
+        if result is None or not result.ok:
+            store.discard(scratch)
+            log(f"warning: cache {cache.key} could not be saved: {last or result}")
+            continue
+        entry = store.commit(cache.key, cache.paths, scratch)
+        if entry is None:
+            log(f"cache {cache.key} was saved meanwhile by another job; keeping that one")
+        else:
+            details.append(f"cache saved {cache.key}")
+            log(f"cache saved {cache.key} ({entry.size} bytes)")
+    return details

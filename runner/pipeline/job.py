@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.config.spec import CacheSpec, JobSpec, StepSpec
-from runner.pipeline import artifacts, envfile, reporting
-from runner.pipeline.caches import MOUNT, CacheStore, restore_script, save_script
+from runner.pipeline import artifacts, caches, envfile, reporting
+from runner.pipeline.caches import CacheStore
 from runner.pipeline.control import JobControl
 from runner.pipeline.events import (
     ArtifactStored,
@@ -26,9 +26,9 @@ from runner.pipeline.events import (
     LogLine,
     PhaseFinished,
     Sink,
-    StepStatus,
     StepFinished,
     StepStarted,
+    StepStatus,
     TestsCollected,
 )
 from runner.pipeline.image import ImageUnavailable, resolve_rootfs
@@ -36,6 +36,7 @@ from runner.pipeline.results import RunOptions, StepResult
 from runner.pipeline.secrets import Masker
 from runner.pipeline.services import ServiceFailed, Services
 from runner.sandbox import ContainerSpec, Limits, Mount, NetworkNamespace, Result, Rootfs, SandboxError, spawn
+from runner.sandbox.types import OutputCallback
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENV_DIR = "/run/runner"  # where the step's $RUNNER_ENV directory is mounted
@@ -186,9 +187,9 @@ class JobAttempt:
 
     def _container(
         self, argv: list[str], env: dict[str, str], timeout: float | None, mounts: list[Mount]
-    ) -> Any:
-        assert self.rootfs is not None and self.network is not None
-        spec = ContainerSpec(
+    ) -> ContainerSpec:
+        """A container of this job: its workspace, limits and service names, plus `mounts`."""
+        return ContainerSpec(
             argv=argv,
             env=env,
             workspace=self.workspace,
@@ -197,19 +198,18 @@ class JobAttempt:
             limits=Limits(self.job.resources.memory, self.job.resources.cpus, self.job.resources.pids),
             timeout=timeout,
         )
-        return spec
 
-    def _execute(self, spec: ContainerSpec, on_output: Any) -> Result:
+    def _execute(self, spec: ContainerSpec, on_output: OutputCallback) -> Result:
+        """Run `spec` over the job's filesystem in its network, killable through the job's control."""
         assert self.rootfs is not None and self.network is not None
         container = spawn(
             spec, rootfs=self.rootfs, network=self.network, on_output=on_output, paths=self.paths
         )
         self.control.track(container)
         try:
-            result: Result = container.wait()
+            return container.wait()
         finally:
             self.control.untrack(container)
-        return result
 
     def _quiet(self, script: str, mount: Mount) -> tuple[Result | None, str]:
         """Run a runner-internal shell script in the job's filesystem; (result, last output line)."""
@@ -230,41 +230,14 @@ class JobAttempt:
 
     def _restore_caches(self) -> None:
         started = time.monotonic()
-        store = CacheStore(self.paths.caches)
-        details = []
-        for cache in self.job.cache:
-            entry = store.lookup(cache.key)
-            if entry is None:
-                self.missed.append(cache)
-                details.append(f"cache miss {cache.key}")
-                self.log(f"cache miss {cache.key}")
-                continue
-            details.append(f"cache hit {cache.key}")
-            self.log(f"cache hit {cache.key}")
-            result, last = self._quiet(
-                restore_script(entry.paths, cache.paths), Mount(entry.data, MOUNT, True)
-            )
-            if result is None or not result.ok:
-                self.log(f"warning: cache {cache.key} could not be restored: {last or result}")
+        self.missed, details = caches.restore(
+            CacheStore(self.paths.caches), self.job.cache, self._quiet, self.log
+        )
         self.phase("cache_restore", started, ", ".join(details))
 
     def _save_caches(self) -> None:
         started = time.monotonic()
-        store = CacheStore(self.paths.caches)
-        details = []
-        for cache in self.missed:
-            scratch = store.scratch()
-            result, last = self._quiet(save_script(cache.paths), Mount(scratch / "data", MOUNT, False))
-            if result is None or not result.ok:
-                store.discard(scratch)
-                self.log(f"warning: cache {cache.key} could not be saved: {last or result}")
-                continue
-            entry = store.commit(cache.key, cache.paths, scratch)
-            if entry is None:
-                self.log(f"cache {cache.key} was saved meanwhile by another job; keeping that one")
-            else:
-                details.append(f"cache saved {cache.key}")
-                self.log(f"cache saved {cache.key} ({entry.size} bytes)")
+        details = caches.save(CacheStore(self.paths.caches), self.missed, self._quiet, self.log)
         self.phase("cache_save", started, ", ".join(details))
 
     # -- services ---------------------------------------------------------------------------------

@@ -11,14 +11,14 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from runner.config.spec import ServiceSpec
 from runner.pipeline.control import JobControl
 from runner.pipeline.events import LogLine, Sink
 from runner.pipeline.image import resolve_rootfs
-from runner.sandbox import ContainerSpec, NetworkNamespace, Result, Rootfs, SandboxError, spawn
+from runner.sandbox import Container, ContainerSpec, NetworkNamespace, Result, Rootfs, SandboxError, spawn
 from runner.settings import Paths
 
 PROBE_INTERVAL = 0.2  # seconds between two ready probes
@@ -34,7 +34,7 @@ class ServiceFailed(Exception):
 class _Running:
     spec: ServiceSpec
     rootfs: Rootfs
-    container: Any = None
+    container: Container | None = None
     thread: threading.Thread | None = None
     result: Result | None = None
     error: str = ""
@@ -58,7 +58,7 @@ class Services:
         network: NetworkNamespace,
         paths: Paths,
         sink: Sink,
-        mask: Any,  # Callable[[str], str]
+        mask: Callable[[str], str],
         control: JobControl,
         env: dict[str, str],
     ) -> None:
@@ -102,7 +102,7 @@ class Services:
             hosts=self.hosts,
         )
         try:
-            service.container = spawn(
+            container = service.container = spawn(
                 container_spec,
                 rootfs=service.rootfs,
                 network=self.network,
@@ -111,11 +111,11 @@ class Services:
             )
         except SandboxError as exc:
             raise ServiceFailed(f"service {name!r} could not start: {exc}") from None
-        self.control.track(service.container)
+        self.control.track(container)
 
         def wait() -> None:
             try:
-                service.result = service.container.wait()
+                service.result = container.wait()
             except Exception as exc:  # the sandbox's fault: reported as the service's exit
                 service.error = str(exc)
 
