@@ -28,8 +28,15 @@ class JobControl:
         self.stopped: StopReason | None = None
 
     def begin_attempt(self) -> None:
-        """A fresh deadline for a new attempt (the job's `timeout` bounds each attempt)."""
-        self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        """A fresh deadline for a new attempt (the job's `timeout` bounds each attempt).
+
+        A previous attempt's timeout is forgotten; a cancellation is not.
+        """
+        with self._lock:
+            if self.stopped == "timeout":
+                self.stopped = None
+                self._event.clear()
+            self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
 
     def remaining(self) -> float | None:
         """Seconds left before the job's deadline (None: no deadline)."""

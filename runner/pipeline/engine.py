@@ -44,8 +44,6 @@ def run_job(job: JobSpec, options: RunOptions, sink: Sink, control: JobControl) 
         if outcome.status != "failed" or attempt > job.retry or control.stopped == "canceled":
             break
         sink.emit(LogLine(job.name, None, "runner", f"attempt {attempt} failed ({outcome.reason}); retrying"))
-        if control.stopped == "timeout":  # the next attempt gets its own time
-            control.stopped = None
     result.duration = time.monotonic() - started
     sink.emit(JobFinished(job.name, result.status, result.duration, result.attempts, result.reason))
     return result

@@ -95,6 +95,8 @@ class JobAttempt:
     def run(self) -> Attempt:
         try:
             self._run()
+        except SandboxError as exc:  # the runner could not set the job up: one line, no traceback
+            self.outcome.fail("error", str(exc))
         except Exception as exc:  # the engine's own fault: the job errors, the pipeline goes on
             self.outcome.fail("error", f"internal error: {type(exc).__name__}: {exc}")
         finally:
@@ -112,7 +114,7 @@ class JobAttempt:
             return
         secrets = {name: self.options.secrets[name] for name in job.secrets}
         self.masker = Masker(secrets)
-        for warning in getattr(self.masker, "warnings", []):
+        for warning in self.masker.warnings:
             self.log(f"warning: {warning}")
         self.env = {
             "PATH": DEFAULT_PATH,
