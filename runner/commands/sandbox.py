@@ -1,0 +1,115 @@
+"""`runner sandbox`: one command in a throwaway container, the `docker run --rm` of this project."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+EXIT_RUNNER_ERROR = 125
+
+
+def _fail(message: str) -> int:
+    print(f"runner sandbox: {message}", file=sys.stderr)
+    return EXIT_RUNNER_ERROR
+
+
+def _parse_env(items: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise ValueError(f"invalid --env {item!r}: use KEY=VALUE")
+        env[key] = value if sep else os.environ.get(key, "")
+    return env
+
+
+def main(args: argparse.Namespace) -> int:
+    from runner import units
+    from runner.sandbox import ContainerSpec, Limits, SandboxError
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        return _fail("no command given: runner sandbox [options] -- CMD [ARG]...")
+    try:
+        limits = Limits(
+            memory=units.parse_size(args.memory) if args.memory else None,
+            cpus=units.parse_cpus(args.cpus) if args.cpus else None,
+            pids=int(args.pids) if args.pids else None,
+        )
+        if limits.pids is not None and limits.pids < 1:
+            raise ValueError(f"invalid --pids {args.pids}: must be at least 1")
+        timeout = units.parse_duration(args.timeout) if args.timeout else None
+        env = {"TERM": os.environ.get("TERM", "xterm")} if args.tty else {}
+        env.update(_parse_env(args.env))
+    except ValueError as exc:
+        if "invalid literal for int()" in str(exc):
+            return _fail(f"invalid --pids {args.pids!r}: use a whole number")
+        return _fail(str(exc))
+    if args.network not in ("none", "bridge", "host"):
+        return _fail(f"invalid --network {args.network!r}: use none, bridge or host")
+    workspace = None
+    if args.workspace:
+        workspace = Path(args.workspace).resolve()
+        if not workspace.is_dir():
+            return _fail(f"workspace {args.workspace} does not exist or is not a directory")
+    if os.geteuid() != 0:
+        return _fail("containers need root for now (user namespaces arrive with the hardening issue)")
+    spec = ContainerSpec(
+        argv=command,
+        env=env,
+        cwd="/workspace" if workspace else "/",
+        workspace=workspace,
+        limits=limits,
+        timeout=timeout,
+        pty=args.tty,
+    )
+    try:
+        return _run(spec, args.image, args.network)
+    except SandboxError as exc:
+        return _fail(str(exc))
+
+
+def _run(spec: object, image: str, network_mode: str) -> int:
+    from runner.sandbox import NetworkNamespace, Rootfs, SandboxError, spawn
+    from runner.settings import Paths
+
+    paths = Paths.default()
+    if image != "host":
+        raise SandboxError(f"image {image!r}: only the 'host' image is available in this version")
+    out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+
+    def on_output(stream: str, line: bytes) -> None:
+        target = out[stream]
+        target.write(line + b"\n")
+        target.flush()
+
+    network = NetworkNamespace.create(network_mode) if network_mode != "none" else None
+    rootfs = Rootfs.create(paths)
+    try:
+        container = spawn(spec, rootfs=rootfs, network=network, on_output=on_output, paths=paths)  # type: ignore[arg-type]
+
+        def forward(signum: int, frame: object) -> None:
+            container.kill()
+
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            result = container.wait()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    finally:
+        rootfs.destroy()
+        if network is not None:
+            network.close()
+    if result.reason == "timeout":
+        print("runner sandbox: timeout", file=sys.stderr)
+        return 124
+    if result.reason == "oom":
+        print("runner sandbox: oom", file=sys.stderr)
+        return 137
+    return result.exit_code
