@@ -69,8 +69,9 @@ class JobControl:
     def stop(self, reason: StopReason) -> None:
         """Kill every live container of the job; the first reason given is kept."""
         with self._lock:
-            if self.stopped is None:
-                self.stopped = reason
+            if self.stopped is not None:
+                return  # already stopped: what was live then is dead, later ones die in track()
+            self.stopped = reason
             live = list(self._live)
         self._event.set()
         for container in live:
