@@ -67,9 +67,9 @@ class JobControl:
             self._live.discard(container)
 
     def stop(self, reason: StopReason) -> None:
-        """Kill every live container of the job; the first reason given is kept."""
+        """Kill every live container of the job. A cancel outranks a timeout (and survives a retry)."""
         with self._lock:
-            if self.stopped is not None:
+            if self.stopped == reason or self.stopped == "canceled":
                 return  # already stopped: what was live then is dead, later ones die in track()
             self.stopped = reason
             live = list(self._live)

@@ -62,3 +62,12 @@ def test_no_timeout_means_no_deadline() -> None:
     control = JobControl()
     control.begin_attempt()
     assert control.remaining() is None and not control.expired() and control.bound(None) is None
+
+
+def test_cancel_after_a_timeout_is_not_lost_by_the_retry() -> None:
+    control = JobControl(timeout=10)
+    control.begin_attempt()
+    control.stop("timeout")
+    control.stop("canceled")
+    control.begin_attempt()
+    assert control.stopped == "canceled"
