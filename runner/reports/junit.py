@@ -148,7 +148,7 @@ def _case(case: xunit2.TestCase, suite: _Suite) -> TestCase:
 
     stdout = _texts(elem, "system-out")
     stderr = _texts(elem, "system-err")
-    if status != "passed":  # suite-level output is shown with the cases that need explaining
+    if status in ("failed", "error", "flaky"):  # suite-level output explains the cases that need it
         stdout = stdout or suite.stdout
         stderr = stderr or suite.stderr
     return TestCase(

@@ -68,14 +68,14 @@ def _new_suite(job: str, suite_name: str) -> xunit2.TestSuite:
 def _to_element(case: TestCase) -> xunit2.TestCase:
     from junitparser import Error, Failure, Skipped, SystemErr, SystemOut, xunit2
 
-    element = xunit2.TestCase(_xml(case.name), _xml(case.classname), round(case.time, 6))
+    element = xunit2.TestCase(_xml(case.name), _xml(case.classname), case.time)
     result: Failure | Error | Skipped | None = None
     if case.status == "failed":
         result = Failure(_xml(case.message), _xml(case.type))
     elif case.status == "error":
         result = Error(_xml(case.message), _xml(case.type))
     elif case.status == "skipped":
-        result = Skipped(_xml(case.message))
+        result = Skipped(_xml(case.message), _xml(case.type))
     if result is not None:
         if case.trace:
             result.text = _xml(case.trace)

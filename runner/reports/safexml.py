@@ -7,6 +7,7 @@ file or a billion-laughs bomb must be refused before anything is expanded. defus
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -29,14 +30,25 @@ def read_capped(path: Path, source: str, max_bytes: int = MAX_REPORT_BYTES) -> b
     try:
         fd = os.open(path, flags)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ReportError(source, "refused: the path is a symbolic link") from None
         raise ReportError(source, f"cannot open: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ReportError(source, "not a regular file")
         if info.st_size > max_bytes:
             raise ReportError(source, f"refused: {_size(info.st_size)} is over the {_size(max_bytes)} limit")
-        data = handle.read(max_bytes + 1)
+        chunks: list[bytes] = []
+        remaining = max_bytes + 1
+        while remaining > 0 and (chunk := os.read(fd, min(remaining, 1 << 20))):
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except OSError as exc:
+        raise ReportError(source, f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     if len(data) > max_bytes:
         raise ReportError(source, f"refused: the file grew over the {_size(max_bytes)} limit while read")
     return data
