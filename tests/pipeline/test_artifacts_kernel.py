@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pipeline_helpers import job, out, run
 
-from runner.pipeline.events import ArtifactStored, TestsCollected
+from runner.pipeline.events import ArtifactStored
+from runner.pipeline.events import TestsCollected as Collected
 
 pytestmark = pytest.mark.kernel
 
@@ -38,7 +39,7 @@ def test_artifacts_copied_and_symlink_out_refused(tmp_path: Path) -> None:
     assert not (root / "dist" / "readme.txt").exists()
     assert any("reports/passwd is a symlink to /etc/passwd" in line for line in out(sink, "build"))
     assert sorted(e.path for e in sink.of(ArtifactStored)) == sorted(jr.artifacts)
-    tests = sink.of(TestsCollected)
+    tests = sink.of(Collected)
     assert len(tests) == 1 and tests[0].counts["total"] == 2 and tests[0].counts["failed"] == 1
     assert jr.tests["passed"] == 1
     json.dumps(result.to_dict())  # a summary.json can be written from the result
