@@ -117,10 +117,8 @@ def test_report_shows_failures_first_with_message_trace_and_output(tmp_path: Pat
 
 
 def test_script_in_test_data_is_inert(tmp_path: Path) -> None:
-    text = {
-        key: HOSTILE for key in ("suite", "classname", "name", "message", "trace", "stdout", "stderr", "job")
-    }
-    case = TestCase(status="failed", reruns=[Rerun("rerunFailure", HOSTILE, HOSTILE, HOSTILE)], **text)
+    case = TestCase(HOSTILE, HOSTILE, HOSTILE, "failed", 1.0, HOSTILE, HOSTILE, HOSTILE, HOSTILE, job=HOSTILE)
+    case.reruns = [Rerun("rerunFailure", HOSTILE, HOSTILE, HOSTILE)]
     step = {"name": HOSTILE, "status": "failed", "reason": HOSTILE}
     job = {"name": HOSTILE, "status": "failed", "reason": HOSTILE, "log": HOSTILE, "started_at": 1.0}
     job |= {"duration": 1, "steps": [step], "artifacts": [{"path": HOSTILE}]}
