@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pipeline_helpers import job, out, run, step, steps
 
+from runner.config.spec import Resources
 from runner.pipeline.events import JobStarted, StepStarted
 
 pytestmark = pytest.mark.kernel
@@ -201,3 +202,29 @@ def test_stderr_is_its_own_stream(tmp_path: Path) -> None:
     _, sink = run(tmp_path, job("j", step("echo out; echo err >&2", name="s")))
     assert out(sink, "j", "s", stream="stdout") == ["out"]
     assert out(sink, "j", "s", stream="stderr") == ["err"]
+
+
+def test_a_step_cannot_make_the_host_read_a_file_through_runner_env(tmp_path: Path) -> None:
+    bait = tmp_path / "host-only"
+    bait.write_text("LEAK=host-secret\n")
+    result, sink = run(
+        tmp_path,
+        job(
+            "j",
+            step(f'rm -f "$RUNNER_ENV"; ln -s {bait} "$RUNNER_ENV"', name="plant"),
+            step('echo "leak=${LEAK:-none}"', name="check"),
+        ),
+    )
+    assert result.status == "passed", result.jobs["j"].reason
+    assert out(sink, "j", "check") == ["leak=none"]
+    assert any("RUNNER_ENV was replaced" in line for line in out(sink, "j", "plant", stream="runner"))
+    assert bait.read_text() == "LEAK=host-secret\n"
+
+
+def test_memory_limit_ends_a_step_as_oom(tmp_path: Path) -> None:
+    hog = "python3 -c 'x = bytearray(400 * 1024 * 1024); print(len(x))'"
+    result, sink = run(
+        tmp_path, job("j", step(hog, name="hog"), resources=Resources(memory=64 * 1024 * 1024))
+    )
+    assert steps(sink, "j")["hog"].reason == "oom"
+    assert result.jobs["j"].reason == "step 'hog' ran out of memory"
