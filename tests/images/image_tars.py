@@ -14,7 +14,7 @@ class TarBuilder:
 
     def __init__(self) -> None:
         self._buffer = io.BytesIO()
-        self._tar = tarfile.open(fileobj=self._buffer, mode="w", format=tarfile.PAX_FORMAT)
+        self._tar = tarfile.open(fileobj=self._buffer, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
 
     def _add(self, info: tarfile.TarInfo, data: bytes | None = None) -> TarBuilder:
         info.mtime = info.mtime or 1_600_000_000
