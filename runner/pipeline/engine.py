@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from runner.config.spec import JobSpec, PipelineSpec
 from runner.pipeline.control import JobControl
 from runner.pipeline.events import (
+    Event,
     JobFinished,
     JobStarted,
     JobStatus,
@@ -49,6 +50,14 @@ def run_job(job: JobSpec, options: RunOptions, sink: Sink, control: JobControl) 
     return result
 
 
+def _emit(sink: Sink, event: Event) -> None:
+    """An event from the scheduling loop itself: a failing sink must not stop the other jobs."""
+    try:
+        sink.emit(event)
+    except Exception:
+        pass
+
+
 def _guarded(job: JobSpec, options: RunOptions, sink: Sink, control: JobControl) -> JobResult:
     """`run_job`, where even a failing sink or a bug becomes the job's `error`, never a crash."""
     try:
@@ -75,12 +84,12 @@ def run_pipeline(
     controls: dict[str, JobControl] = {}
     running: dict[Future[JobResult], str] = {}
     canceled = False
-    sink.emit(PipelineStarted(tuple(job.name for job in jobs)))
+    _emit(sink, PipelineStarted(tuple(job.name for job in jobs)))
 
     def settle(name: str, status: JobStatus, reason: str) -> None:
         schedule.finish(name, status, reason)
         results[name] = JobResult(name, status, reason, schedule.jobs[name].allow_failure)
-        sink.emit(JobFinished(name, status, 0.0, 0, reason))
+        _emit(sink, JobFinished(name, status, 0.0, 0, reason))
 
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="job") as pool:
         while True:
@@ -97,7 +106,7 @@ def run_pipeline(
             if not canceled:
                 for name, reason in schedule.skips():
                     results[name] = JobResult(name, "skipped", reason, schedule.jobs[name].allow_failure)
-                    sink.emit(JobFinished(name, "skipped", 0.0, 0, reason))
+                    _emit(sink, JobFinished(name, "skipped", 0.0, 0, reason))
                     progressed = True
                 for job in schedule.runnable()[: max(0, options.concurrency - len(running))]:
                     schedule.start(job.name)
@@ -119,6 +128,6 @@ def run_pipeline(
                 schedule.finish(name, result.status, result.reason)
     status = schedule.pipeline_status(canceled)
     duration = time.monotonic() - started
-    sink.emit(PipelineFinished(status, duration))
+    _emit(sink, PipelineFinished(status, duration))
     ordered = {job.name: results[job.name] for job in jobs if job.name in results}
     return PipelineResult(status, duration, ordered)

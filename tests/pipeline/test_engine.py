@@ -94,3 +94,20 @@ def test_exception_inside_a_job_is_an_error_status_not_a_crash(tmp_path: Path) -
     assert "sink is broken" in result.jobs["a"].reason
     assert result.jobs["b"].status == "skipped"
     assert result.status == "error"
+
+
+class FailingPipelineEventsSink(Collector):
+    def emit(self, event: object) -> None:
+        if isinstance(event, PipelineStarted | PipelineFinished | JobFinished):
+            raise OSError("disk full")
+        super().emit(event)  # type: ignore[arg-type]
+
+
+def test_a_failing_sink_in_the_scheduling_loop_does_not_crash_the_run(tmp_path: Path) -> None:
+    from pipeline_helpers import options
+
+    spec = PipelineSpec((job("a", "true", condition=False), job("b", "true", secrets=("NOPE",))))
+    result = run_pipeline(spec, options(tmp_path), FailingPipelineEventsSink())
+    assert result.jobs["a"].status == "skipped"
+    assert result.jobs["b"].status == "error"  # its own JobFinished failed: reported as the job's error
+    assert result.status == "error"
