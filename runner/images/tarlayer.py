@@ -96,8 +96,8 @@ def apply_layer(
         os.rename(work, dest)
     except OSError as exc:
         shutil.rmtree(work, ignore_errors=True)
-        where = f" {exc.filename}" if exc.filename else ""
-        raise ImageError(f"{what}: cannot extract:{where}: {exc.strerror or exc}") from None
+        where = f" {exc.filename}:" if isinstance(exc.filename, str) else ""
+        raise ImageError(f"{what}: cannot extract:{where} {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -302,7 +302,10 @@ class _Extractor:
             if not attr.startswith(_XATTR_ALLOWED):
                 log.warning("%s: skipping xattr %s on %s", self.what, attr, member.name)
                 continue
-            os.setxattr(fd, attr, value.encode("utf-8", "surrogateescape"))
+            try:
+                os.setxattr(fd, attr, value.encode("utf-8", "surrogateescape"))
+            except OSError as exc:  # a value the kernel rejects, or a filesystem without xattrs
+                log.warning("%s: skipping xattr %s on %s: %s", self.what, attr, member.name, exc.strerror)
 
     def _set_dir_times(self) -> None:
         """Directory mtimes last, deepest first, since writing their children changed them."""
