@@ -132,7 +132,7 @@ class JobAttempt:
         started = time.monotonic()
         try:
             self.rootfs = resolve_rootfs(job.image, self.paths)
-        except (ImageUnavailable, SandboxError) as exc:
+        except Exception as exc:  # a pull or build that failed: the image provider's message
             self.outcome.fail("error", f"image {job.image.ref}: {exc}")
             return
         self.phase("image", started, job.image.ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from pathlib import Path
 
@@ -45,10 +46,13 @@ def test_missing_secret_fails_job_and_skips_dependants(tmp_path: Path) -> None:
 
 
 def test_non_host_image_is_an_error_naming_the_seam(tmp_path: Path) -> None:
-    result, _ = run(tmp_path, job("build", "true", image=ImageSpec(ref="alpine:3.20")))
+    result, _ = run(tmp_path, job("build", "true", image=ImageSpec(ref="localhost:1/nothing:1")))
     assert result.status == "error"
     assert result.jobs["build"].status == "error"
-    assert "images other than host arrive with the images issue" in result.jobs["build"].reason
+    reason = result.jobs["build"].reason
+    assert reason.startswith("image localhost:1/nothing:1: ")
+    if not hasattr(importlib.import_module("runner.images"), "rootfs_for"):
+        assert reason == "image localhost:1/nothing:1: images other than host arrive with the images issue"
 
 
 def test_false_condition_skips_without_running(tmp_path: Path) -> None:
