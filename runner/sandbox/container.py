@@ -18,6 +18,7 @@ import fcntl
 import os
 import select
 import signal
+import socket
 import termios
 import threading
 import time
@@ -261,11 +262,12 @@ def _start(
 ) -> Container:
     procs_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in cgroup.procs_files]
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    if spec.pty:
-        master, slave = os.openpty()
-        os.set_inheritable(master, False)
-        child_fds = {"stdout": slave, "stderr": slave}
-        parent_fds = {master: "stdout"}
+    console: socket.socket | None = None
+    child_console: socket.socket | None = None
+    if spec.pty:  # the container allocates it from its own devpts and sends us the master
+        console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        child_fds: dict[str, int] = {}
+        parent_fds: dict[int, str] = {}
     else:
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         e_r, e_w = os.pipe2(os.O_CLOEXEC)
@@ -275,7 +277,7 @@ def _start(
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("HOSTNAME", spec.hostname)
     env.setdefault("HOME", "/root" if spec.uid == 0 else "/")
-    child = _Child(spec, plan, mnt_fd, network, procs_fds, err_w, child_fds, env)
+    child = _Child(spec, plan, mnt_fd, network, procs_fds, err_w, child_fds, env, child_console)
     started = time.monotonic()
     try:
         pid = _fork_into_new_pid_namespace()
@@ -284,6 +286,8 @@ def _start(
     finally:
         for fd in (*procs_fds, err_w, *set(child_fds.values())):
             os.close(fd)
+        if child_console is not None:
+            child_console.close()
     error = b""
     while True:
         chunk = os.read(err_r, 4096)
@@ -291,6 +295,12 @@ def _start(
             break
         error += chunk
     os.close(err_r)
+    if console is not None:
+        if error[:1] != _ERR_SETUP:
+            _, fds, _, _ = socket.recv_fds(console, 1, 1)
+            if fds:
+                parent_fds[fds[0]] = "stdout"
+        console.close()
     if error[:1] == _ERR_SETUP:
         os.waitpid(pid, 0)
         for fd in parent_fds:
@@ -315,7 +325,9 @@ class _Child:
         err_w: int,
         stdio: dict[str, int],
         env: dict[str, str],
+        console: socket.socket | None,
     ) -> None:
+        self.console = console
         self.spec = spec
         self.plan = plan
         self.mnt_fd = mnt_fd
@@ -372,12 +384,17 @@ class _Child:
 
     def _stdio(self) -> None:
         null = os.open("/dev/null", os.O_RDWR)
-        out, err = self.stdio["stdout"], self.stdio["stderr"]
-        if self.spec.pty:
+        if self.console is not None:
+            master, slave = os.openpty()  # from the container's /dev/ptmx, so ttyname() resolves inside
+            socket.send_fds(self.console, [b"p"], [master])
+            os.close(master)
+            self.console.close()
             os.setsid()
-            fcntl.ioctl(out, termios.TIOCSCTTY, 0)
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            out = err = slave
             os.dup2(out, 0)
         else:
+            out, err = self.stdio["stdout"], self.stdio["stderr"]
             os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
