@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from runner.config.spec import ServiceSpec
 from runner.pipeline.control import JobControl
 from runner.pipeline.events import LogLine, Sink
-from runner.pipeline.image import resolve_rootfs
+from runner.pipeline.image import ImageUnavailable, resolve_rootfs
 from runner.sandbox import Container, ContainerSpec, NetworkNamespace, Result, Rootfs, SandboxError, spawn
 from runner.settings import Paths
 
@@ -78,7 +78,10 @@ class Services:
         for spec in self.specs:
             if not spec.command:
                 raise ServiceFailed(f"service {spec.name!r} has no command")
-            rootfs = resolve_rootfs(spec.image, self.paths)
+            try:
+                rootfs = resolve_rootfs(spec.image, self.paths)
+            except Exception as exc:  # a pull or build that failed: the runner's side, an error
+                raise ImageUnavailable(f"service {spec.name!r}: image {spec.image.ref}: {exc}") from None
             service = _Running(spec, rootfs)
             self.running.append(service)
             self._spawn(service)

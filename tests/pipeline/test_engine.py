@@ -115,3 +115,13 @@ def test_a_failing_sink_in_the_scheduling_loop_does_not_crash_the_run(tmp_path: 
     assert result.jobs["a"].status == "skipped"
     assert result.jobs["b"].status == "error"  # its own JobFinished failed: reported as the job's error
     assert result.status == "error"
+
+
+@pytest.mark.kernel  # the job's network namespace is made before its services
+def test_service_with_unavailable_image_is_an_error(tmp_path: Path) -> None:
+    from runner.config.spec import ServiceSpec
+
+    service = ServiceSpec("db", image=ImageSpec(ref="localhost:1/nothing:1"), command=("true",))
+    result, _ = run(tmp_path, job("j", "true", services=(service,)))
+    assert result.jobs["j"].status == "error"
+    assert result.jobs["j"].reason.startswith("service 'db': image localhost:1/nothing:1: ")
