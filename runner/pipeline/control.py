@@ -45,10 +45,11 @@ class JobControl:
         return max(0.0, self.deadline - time.monotonic())
 
     def bound(self, timeout: float | None) -> float | None:
-        """`timeout` shortened to what is left of the job's time."""
+        """`timeout` shortened to what is left of the job's time (never 0, which means none)."""
         left = self.remaining()
         if left is None:
             return timeout
+        left = max(left, 0.01)
         return left if timeout is None else min(timeout, left)
 
     def expired(self) -> bool:

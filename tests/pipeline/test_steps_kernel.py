@@ -228,3 +228,14 @@ def test_memory_limit_ends_a_step_as_oom(tmp_path: Path) -> None:
     )
     assert steps(sink, "j")["hog"].reason == "oom"
     assert result.jobs["j"].reason == "step 'hog' ran out of memory"
+
+
+def test_a_timed_out_attempt_is_retried_with_fresh_time(tmp_path: Path) -> None:
+    began = time.monotonic()
+    script = 'if [ "$RUNNER_ATTEMPT" = 1 ]; then sleep 60; fi; echo "done in $RUNNER_ATTEMPT"'
+    result, sink = run(tmp_path, job("j", step(script, name="s"), timeout=1.0, retry=1))
+    assert time.monotonic() - began < 20
+    assert result.jobs["j"].status == "passed", result.jobs["j"].reason
+    assert result.jobs["j"].attempts == 2
+    assert out(sink, "j", "s") == ["done in 2"]
+    assert any("attempt 1 failed (job timed out after 1s); retrying" in line for line in out(sink, "j"))
