@@ -171,7 +171,7 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
         tmp_path,
         """
         jobs:
-          slow: {steps: [{name: sleep, run: "echo started; sleep 60"}]}
+          slow: {steps: [{name: sleep, run: "echo step-is-running; sleep 59.173"}]}
           after: {needs: [slow], steps: [{run: echo never}]}
         """,
     )
@@ -185,7 +185,7 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
     )
     log = repo / ".runner" / "runs" / "1" / "logs" / "slow.log"
     deadline = time.monotonic() + 60
-    while not (log.exists() and "started" in log.read_text()):
+    while not (log.exists() and "step-is-running" in log.read_text()):
         assert time.monotonic() < deadline and proc.poll() is None, "the step never started"
         time.sleep(0.1)
     interrupted = time.monotonic()
@@ -194,7 +194,8 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 130, stderr
     assert time.monotonic() - interrupted < 15
     assert "Traceback" not in stderr
-    assert "[slow] started" in stdout and "pipeline canceled" in stdout
+    assert "[slow] step-is-running" in stdout.splitlines(), stdout
+    assert "pipeline canceled" in stdout
     summary = json.loads((repo / ".runner" / "runs" / "1" / "summary.json").read_text())
     assert summary["status"] == "canceled"
     assert {job["name"]: job["status"] for job in summary["jobs"]} == {
@@ -203,7 +204,7 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
     }
     assert (repo / ".runner" / "runs" / "1" / "report.html").is_file()
     assert not list((tmp_path / "home" / "tmp").glob("exec-*"))
-    leftover = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
+    leftover = subprocess.run(["pgrep", "-f", "sleep 59.173"], capture_output=True, text=True).stdout.split()
     assert not [pid for pid in leftover if os.path.exists(f"/proc/{pid}")], "the step's process survived"
 
 
