@@ -122,9 +122,21 @@ def _enter_suite(suite: xunit2.TestSuite, parent: _Suite, source: str) -> _Suite
 
 
 def _case(case: xunit2.TestCase, suite: _Suite) -> TestCase:
+    elem = case._elem
+    if len(elem) == 0:  # the common passing case: nothing below it to interpret
+        return TestCase(
+            suite=suite.path,
+            classname=elem.get("classname") or "",
+            name=elem.get("name") or "(unnamed)",
+            status=_status_attribute(elem.get("status")),
+            time=parse_seconds(elem.get("time")),
+            file=elem.get("file") or suite.file,
+            line=parse_line(elem.get("line")),
+            job=suite.job,
+            timestamp=parse_timestamp(elem.get("timestamp")) or suite.timestamp,
+        )
     from junitparser import Error, Failure, Skipped
 
-    elem = case._elem
     results = case.result
     reruns = [_rerun(r) for r in case.interim_result]
     status: Status
