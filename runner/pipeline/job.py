@@ -12,9 +12,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from runner.config.spec import CacheSpec, JobSpec, StepSpec
 from runner.pipeline import artifacts, caches, envfile, reporting
@@ -32,7 +30,7 @@ from runner.pipeline.events import (
     TestsCollected,
 )
 from runner.pipeline.image import ImageUnavailable, resolve_rootfs
-from runner.pipeline.results import RunOptions, StepResult
+from runner.pipeline.results import Attempt, RunOptions, StepResult
 from runner.pipeline.secrets import Masker
 from runner.pipeline.services import ServiceFailed, Services
 from runner.sandbox import ContainerSpec, Limits, Mount, NetworkNamespace, Result, Rootfs, SandboxError, spawn
@@ -44,24 +42,9 @@ ENV_FILE = f"{ENV_DIR}/env"
 CACHE_OP_TIMEOUT = 1800.0  # seconds a cache copy may take
 
 
-@dataclass
-class Attempt:
-    """How one attempt ended."""
-
-    status: JobStatus = "passed"
-    reason: str = ""
-    steps: list[StepResult] = field(default_factory=list)
-    tests: dict[str, int] = field(default_factory=dict)
-    cases: list[Any] = field(default_factory=list)
-    artifacts: list[str] = field(default_factory=list)
-
-    def fail(self, status: JobStatus, reason: str) -> None:
-        """Record the first failure; an `error` (the runner's fault) outranks a plain failure."""
-        if self.status == "passed" or (status == "error" and self.status == "failed"):
-            self.status, self.reason = status, reason
-
-
 class JobAttempt:
+    """Runs one attempt of a job and cleans up after it; `run()` never raises."""
+
     def __init__(
         self, job: JobSpec, options: RunOptions, sink: Sink, control: JobControl, attempt: int
     ) -> None:
@@ -277,8 +260,7 @@ class JobAttempt:
             wanted = step.when == "always" or (step.when == "on_failure") == failed
             if stopped or not wanted:
                 status: StepStatus = "canceled" if stopped == "canceled" else "skipped"
-                result = StepResult(step.name, index, status, reason=status)
-                self.sink.emit(StepFinished(self.job.name, step.name, index, status, reason=status))
+                result = self._finished(StepResult(step.name, index, status, reason=status))
             else:
                 result = self._run_step(index, step)
             self.outcome.steps.append(result)
@@ -287,16 +269,33 @@ class JobAttempt:
         if self.control.stopped == "timeout" or self.control.expired():
             self.outcome.fail("failed", f"job timed out after {self.job.timeout:g}s")
 
+    def _finished(self, result: StepResult) -> StepResult:
+        self.sink.emit(
+            StepFinished(
+                self.job.name,
+                result.name,
+                result.index,
+                result.status,
+                result.exit_code,
+                result.reason,
+                result.duration,
+                result.cpu_time,
+                result.peak_memory,
+            )
+        )
+        return result
+
     def _run_step(self, index: int, step: StepSpec) -> StepResult:
         assert self.scratch is not None
         name = step.name
         env_path = self.scratch / "env" / "env"
         envfile.reset(env_path)
         env = {**self.env, **self.exported, **step.env, "RUNNER_ENV": ENV_FILE}
+        timeout = self.control.bound(step.timeout)
         spec = self._container(
             ["/bin/sh", "-e", "-c", step.run],
             env,
-            self.control.bound(step.timeout),
+            timeout,
             [Mount(self.scratch / "env", ENV_DIR, readonly=False)],
         )
         self.sink.emit(StepStarted(self.job.name, name, index))
@@ -309,23 +308,20 @@ class JobAttempt:
         try:
             result = self._execute(spec, on_output)
         except SandboxError as exc:
-            message = self.masker.mask(str(exc))
-            self.log(f"step {name!r} could not start: {message}", step=name)
-            self.outcome.fail("error", f"step {name!r} could not start: {message}")
-            self.sink.emit(
-                StepFinished(
-                    self.job.name, name, index, "error", reason="error", duration=time.monotonic() - started
-                )
+            message = f"step {name!r} could not start: {self.masker.mask(str(exc))}"
+            self.log(message, step=name)
+            self.outcome.fail("error", message)
+            return self._finished(
+                StepResult(name, index, "error", reason="error", duration=time.monotonic() - started)
             )
-            return StepResult(name, index, "error", reason="error", duration=time.monotonic() - started)
         exported, warnings = envfile.read(env_path)
         self.exported.update(exported)
         for warning in warnings:
             self.log(f"warning: {warning}", step=name)
-        status, reason = self._judge(step, result)
-        self.sink.emit(
-            StepFinished(
-                self.job.name,
+        own_timeout = step.timeout is not None and timeout == step.timeout
+        status, reason = self._judge(step, result, own_timeout)
+        return self._finished(
+            StepResult(
                 name,
                 index,
                 status,
@@ -336,23 +332,15 @@ class JobAttempt:
                 result.peak_memory,
             )
         )
-        return StepResult(
-            name,
-            index,
-            status,
-            result.exit_code,
-            reason,
-            result.wall_time,
-            result.cpu_time,
-            result.peak_memory,
-        )
 
-    def _judge(self, step: StepSpec, result: Result) -> tuple[StepStatus, str]:
-        """The step's status and reason, recording the job's failure reason on the way."""
+    def _judge(self, step: StepSpec, result: Result, own_timeout: bool) -> tuple[StepStatus, str]:
+        """The step's status and reason, recording the job's failure reason on the way.
+
+        `own_timeout`: the step ran under its own `timeout` rather than what was left of the job's.
+        """
         name = step.name
         if result.ok:
             return "passed", "exited"
-        job_timeout = self.control.stopped == "timeout" or self.control.expired()
         if self.control.stopped == "canceled":
             return "canceled", "canceled"
         if result.reason == "exited":
@@ -361,11 +349,11 @@ class JobAttempt:
         if result.reason == "oom":
             self.outcome.fail("failed", f"step {name!r} ran out of memory")
             return "failed", "oom"
-        if job_timeout:
-            self.outcome.fail("failed", f"job timed out after {self.job.timeout:g}s")
-            return "failed", "timeout"
-        if result.reason == "timeout":
+        if result.reason == "timeout" and own_timeout:
             self.outcome.fail("failed", f"step {name!r} timed out after {step.timeout:g}s")
+            return "failed", "timeout"
+        if result.reason == "timeout" or self.control.stopped == "timeout":
+            self.outcome.fail("failed", f"job timed out after {self.job.timeout:g}s")
             return "failed", "timeout"
         self.outcome.fail("failed", f"step {name!r} was killed")
         return "failed", result.reason

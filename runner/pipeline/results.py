@@ -45,6 +45,23 @@ class StepResult:
 
 
 @dataclass
+class Attempt:
+    """How one attempt ended."""
+
+    status: JobStatus = "passed"
+    reason: str = ""
+    steps: list[StepResult] = field(default_factory=list)
+    tests: dict[str, int] = field(default_factory=dict)
+    cases: list[Any] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+
+    def fail(self, status: JobStatus, reason: str) -> None:
+        """Record the first failure; an `error` (the runner's fault) outranks a plain failure."""
+        if self.status == "passed" or (status == "error" and self.status == "failed"):
+            self.status, self.reason = status, reason
+
+
+@dataclass
 class JobResult:
     name: str
     status: JobStatus
