@@ -55,12 +55,18 @@ def test_container_in_a_v2_cgroup(v2, paths, rootfs):
 def test_v2_kill_and_removal(v2, paths, rootfs):
     container = spawn(ContainerSpec(["sh", "-c", "sleep 60 & sleep 60"], cwd="/"), rootfs=rootfs, paths=paths)
     cg = container.cgroup
-    assert cg.version == 2 and cg.main.parent == v2.base
-    assert cg.populated()
-    assert len(cg.pids()) >= 2  # sh and its sleeps
-    cg.kill()  # cgroup.kill
-    start = time.monotonic()
-    result = container.wait()
+    try:
+        assert cg.version == 2 and cg.main.parent == v2.base
+        assert cg.populated()
+        deadline = time.monotonic() + 5
+        while len(cg.pids()) < 2 and time.monotonic() < deadline:  # sh forks its sleeps after exec
+            time.sleep(0.01)
+        assert len(cg.pids()) >= 2
+        cg.kill()  # cgroup.kill
+        start = time.monotonic()
+    finally:
+        container.kill()
+        result = container.wait()
     assert time.monotonic() - start < 2
     assert result.reason == "killed"
     assert not cg.main.exists()
