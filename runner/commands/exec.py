@@ -254,6 +254,8 @@ def _run(
         thread.start()
         while thread.is_alive() and not interrupts.abandon.is_set():
             thread.join(0.2)
+    if thread.is_alive():
+        _warn("stopped waiting: some containers may still be stopping; partial results follow")
     if failure and isinstance(failure[0], PipelineError):
         raise UsageError(str(failure[0]))
     if failure:

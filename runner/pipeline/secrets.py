@@ -21,6 +21,7 @@ MASK = "***"
 MIN_LENGTH = 4
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
 _SHELL_SPECIAL = re.compile(r"([^\w@%+=:,./-])", re.ASCII)
 
 
@@ -116,8 +117,10 @@ def _forms(value: str) -> set[str]:
     """Every printable form of one value (or one line of a multi-line value)."""
     forms = {value, value.strip()}
     forms |= _base64_forms(value.encode("utf-8"))
-    forms |= {quote(value, safe=""), quote(value), quote_plus(value)}
-    forms |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    urls = {quote(value, safe=""), quote(value), quote_plus(value)}
+    forms |= urls | {_PERCENT.sub(lambda m: m.group(0).lower(), url) for url in urls}
+    escaped = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    forms |= escaped | {form.replace("/", "\\/") for form in escaped}  # some encoders escape `/`
     forms |= {shlex.quote(value), _SHELL_SPECIAL.sub(r"\\\1", value)}
     return {form for form in forms if len(form) >= MIN_LENGTH}
 

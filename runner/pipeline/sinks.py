@@ -223,6 +223,7 @@ class RunDirWriter:
         (self.out_dir / "logs").mkdir(parents=True, exist_ok=True)
         self._files: dict[str, IO[str]] = {}
         self._lock = threading.Lock()
+        self._finished = False  # events arriving after `finish` (an abandoned run) are dropped
 
     def _write(self, job: str, stamp: float, text: str) -> None:
         handle = self._files.get(job)
@@ -238,7 +239,8 @@ class RunDirWriter:
         if line is None or job is None:
             return
         with self._lock:
-            self._write(job, event.time, line)
+            if not self._finished:
+                self._write(job, event.time, line)
 
     def finish(self, summary: Mapping[str, Any], cases: list[Any]) -> list[str]:
         """Writes the end-of-run files; returns one-line problems (the run directory is still usable)."""
@@ -251,6 +253,7 @@ class RunDirWriter:
             for handle in self._files.values():
                 handle.close()
             self._files.clear()
+            self._finished = True
         tmp = self.out_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         tmp.replace(self.out_dir / "summary.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -141,7 +142,9 @@ def test_wrapped_base64_lines_are_masked() -> None:
         quote(SECRET, safe=""),
         quote(SECRET),
         quote_plus(SECRET),
+        re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(SECRET, safe="")),
         json.dumps(SECRET)[1:-1],
+        json.dumps(SECRET)[1:-1].replace("/", "\\/"),
         json.dumps({"t": SECRET}),
         shlex.quote(SECRET),
     ],
