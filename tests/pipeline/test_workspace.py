@@ -174,3 +174,21 @@ def test_plain_directory_is_copied_whole_except_git_and_runner(tmp_path: Path) -
 def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match="is not a directory"):
         snapshot(tmp_path / "nope", tmp_path / "ws")
+
+
+def test_odd_file_names(tmp_path: Path) -> None:
+    repo = tmp_path / "odd"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    names = ["sp ace.txt", "new\nline.txt", "ünï.txt", "-dash", "quote\"'.txt"]
+    for name in names:
+        (repo / name).write_text(name)
+    raw = os.fsencode(repo) + b"/latin1-\xe9.txt"  # not UTF-8: git and the copy must keep the bytes
+    with open(raw, "w") as handle:
+        handle.write("bytes")
+    git(repo, "add", "-A")
+    dest = snapshot(repo, tmp_path / "ws")
+    for name in names:
+        assert (dest / name).read_text() == name
+    with open(os.fsencode(dest) + b"/latin1-\xe9.txt") as handle:
+        assert handle.read() == "bytes"
