@@ -175,15 +175,17 @@ class Compiler:
             retry=job.retry,
             allow_failure=job.allow_failure,
             condition=scope.condition((*path, "if"), job.if_),
-            cache=tuple(
-                spec.CacheSpec(scope.text((*path, "cache", i, "key"), c.key), scope.texts((*path, "cache", i, "paths"), c.paths))
-                for i, c in enumerate(job.cache)
-            ),
+            cache=tuple(self.cache(scope, (*path, "cache", i), c) for i, c in enumerate(job.cache)),
             secrets=tuple(job.secrets),
             artifacts=self.workspace_globs(scope, (*path, "artifacts"), job.artifacts),
             reports_junit=self.workspace_globs(scope, (*path, "reports", "junit"), job.reports.junit),
             labels=scope.texts((*path, "labels"), job.labels),
             position=self.doc.position(path, key=True),
+        )
+
+    def cache(self, scope: _JobScope, path: YamlPath, cache: models.Cache) -> spec.CacheSpec:
+        return spec.CacheSpec(
+            scope.text((*path, "key"), cache.key), scope.texts((*path, "paths"), cache.paths)
         )
 
     def needs(self, base: str, job: models.Job) -> tuple[str, ...]:
@@ -208,7 +210,8 @@ class Compiler:
         return result
 
     def image(self, scope: _JobScope, job: models.Job) -> spec.ImageSpec:
-        image, path = job.image, ("jobs", scope.base, "image")
+        image = job.image
+        path: YamlPath = ("jobs", scope.base, "image")
         if image is None:
             image, path = self.doc.model.image, ("image",)
         if isinstance(image, str):
@@ -234,9 +237,13 @@ class Compiler:
             return spec.BuildInstruction("env", tuple(f"{k}={v}" for k, v in values.items()))
         return spec.BuildInstruction("workdir", (scope.text((*path, "workdir"), entry.workdir),))
 
-    def service(self, scope: _JobScope, name: str, service: models.Service, job_image: spec.ImageSpec) -> spec.ServiceSpec:
+    def service(
+        self, scope: _JobScope, name: str, service: models.Service, job_image: spec.ImageSpec
+    ) -> spec.ServiceSpec:
         path: YamlPath = ("jobs", scope.base, "services", name)
-        image = spec.ImageSpec(ref=scope.text((*path, "image"), service.image)) if service.image else job_image
+        image = job_image
+        if service.image:
+            image = spec.ImageSpec(ref=scope.text((*path, "image"), service.image))
         command: tuple[str, ...] = ()
         if isinstance(service.command, str):
             text = scope.text((*path, "command"), service.command)

@@ -135,10 +135,8 @@ def _resolve(data: Any, loc: tuple[Any, ...]) -> tuple[YamlPath, bool, str | Non
             return tuple(path), True, None
         if part in _UNION_TAGS and isinstance(current, _UNION_TAGS[part]):
             continue  # the branch pydantic took in a discriminated union
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-            path.append(part)
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if (isinstance(current, dict) and part in current) or in_list:
             current = current[part]
             path.append(part)
         elif last and isinstance(part, str):
@@ -172,11 +170,14 @@ class Translator:
         if kind == "extra_forbidden" and path:
             _, label, model = context_of(path[:-1])
             name = str(path[-1])
-            message = f"unknown key '{name}' in {label}{suggestion(name, allowed_keys(model))}"
+            where = "at the top level" if len(path) == 1 else f"in {label}"
+            message = f"unknown key '{name}' {where}{suggestion(name, allowed_keys(model))}"
             return self.diagnostic(self.position(path, key=True), message)
         if kind == "missing" and missing is not None:
             _, label, _ = context_of(path)
-            return self.diagnostic(self.position(path, key=True), f"missing required key '{missing}' in {label}")
+            where = "at the top level" if not path else f"in {label}"
+            message = f"missing required key '{missing}' {where}"
+            return self.diagnostic(self.position(path, key=True), message)
         if about_key:
             return self.diagnostic(self.position(path, key=True), self.key_problem(error))
         return self.diagnostic(self.position(path), self.value_problem(kind, path, error))
@@ -185,7 +186,7 @@ class Translator:
     def key_problem(error: dict[str, Any]) -> str:
         text = str(error.get("ctx", {}).get("problem") or error["msg"])
         if "job name" in text:
-            return f"{text}: job and service names use letters, digits, '_', '-' and '.', starting with a letter or '_'"
+            return f"{text}: names use letters, digits, '_', '-' and '.', and start with a letter or '_'"
         if "variable name" in text:
             return f"{text}: use letters, digits and '_', not starting with a digit"
         return text

@@ -66,6 +66,16 @@ def read_text(path: Path) -> str:
         raise ConfigError.at(file, line, column, "file is not valid UTF-8 text") from None
 
 
+def _without_echoes(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Drop "missing required key 'steps'" when "unknown key 'stpes' ... (did you mean 'steps'?)" says it."""
+    suggested = {d.message.rsplit("'", 2)[-2] for d in diagnostics if d.message.endswith("'?)")}
+    return [
+        d
+        for d in diagnostics
+        if not (d.message.startswith("missing required key '") and d.message.split("'")[1] in suggested)
+    ]
+
+
 def load(path: Path, *, text: str | None = None) -> Document:
     """Parse and validate a ci.yml; raises ConfigError listing every problem found."""
     file = str(path)
@@ -83,7 +93,7 @@ def load(path: Path, *, text: str | None = None) -> Document:
         model = Pipeline.model_validate(data)
     except ValidationError as exc:
         translator = Translator(file, data, source.positions)
-        diagnostics.extend(translator.translate(dict(error)) for error in exc.errors())
+        diagnostics.extend(_without_echoes([translator.translate(dict(error)) for error in exc.errors()]))
     diagnostics.extend(Checker(file, data, source.positions, lines).run())
     if diagnostics or model is None:
         raise ConfigError(diagnostics)

@@ -18,11 +18,12 @@ END = "}}"
 CONTEXT_NAMES = ("env", "git", "hash_files", "job", "matrix")
 MAX_RESULT = 100_000  # characters or items an operation in an expression may produce
 
-_SAFE_FILTERS = (
-    "abs capitalize count d default first float int join last length list lower map max min reject "
-    "rejectattr replace reverse round select selectattr sort string sum title tojson trim truncate unique "
-    "upper urlencode"
-).split()
+_SAFE_FILTERS = [
+    *("abs", "capitalize", "count", "d", "default", "first", "float", "int", "join", "last", "length"),
+    *("list", "lower", "map", "max", "min", "reject", "rejectattr", "replace", "reverse", "round"),
+    *("select", "selectattr", "sort", "string", "sum", "title", "tojson", "trim", "truncate", "unique"),
+    *("upper", "urlencode"),
+]
 _UNSAFE_STR_METHODS = frozenset({"format", "format_map", "center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
@@ -143,7 +144,8 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
             raise ExpressionError("number too large in '**'")
     if operator == "*":
         for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int) and len(seq) * count > MAX_RESULT:
+            sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
+            if sized and len(seq) * count > MAX_RESULT:
                 raise ExpressionError(f"result of '*' too long (the limit is {MAX_RESULT})")
 
 
@@ -155,6 +157,10 @@ def _replace(value: Any, old: str, new: str, count: int | None = None) -> str:
     return text.replace(str(old), str(new), -1 if count is None else count)
 
 
+def _show(source: str) -> str:
+    return "${{ " + source + " }}"
+
+
 def _suggest(name: str, choices: Any) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -162,13 +168,13 @@ def _suggest(name: str, choices: Any) -> str:
 
 def _syntax_message(source: str, exc: Any) -> str:
     detail = str(exc.message or "syntax error").replace("'end of template'", "end of expression")
-    return f"invalid expression '{source}': {detail}"
+    return f"invalid expression {_show(source)}: {detail}"
 
 
 @lru_cache(maxsize=512)
 def _parse(source: str) -> Any:
     """The template AST of one expression (for static checks; nothing is compiled or run)."""
-    from jinja2 import TemplateSyntaxError, nodes
+    from jinja2 import TemplateSyntaxError
     from jinja2.parser import Parser
 
     if not source:
@@ -183,7 +189,7 @@ def _parse(source: str) -> Any:
     except TemplateSyntaxError as exc:
         raise ExpressionError(_syntax_message(source, exc)) from None
     except RecursionError:
-        raise ExpressionError(f"expression '{source}' is nested too deeply") from None
+        raise ExpressionError(f"expression {_show(source)} is nested too deeply") from None
 
 
 @lru_cache(maxsize=512)
@@ -198,9 +204,9 @@ def _compile(source: str) -> Any:
     except TemplateSyntaxError as exc:
         raise ExpressionError(_syntax_message(source, exc)) from None
     except RecursionError:
-        raise ExpressionError(f"expression '{source}' is nested too deeply") from None
+        raise ExpressionError(f"expression {_show(source)} is nested too deeply") from None
     except SecurityError as exc:
-        raise ExpressionError(f"expression '{source}' is not allowed: {exc}") from None
+        raise ExpressionError(f"expression {_show(source)} is not allowed: {exc}") from None
 
 
 def check_syntax(text: str) -> list[ExpressionError]:
@@ -223,11 +229,23 @@ def check_syntax(text: str) -> list[ExpressionError]:
                 continue
             attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
             if isinstance(attr, str) and attr.startswith("_"):
-                message = f"expression '{span.source}' is not allowed: attribute '{attr}' is private"
+                message = f"expression {_show(span.source)} is not allowed: attribute '{attr}' is private"
+                problems.append(ExpressionError(message, span.start))
+        env = _environment()
+        for node in [ast, *ast.find_all((nodes.Filter, nodes.Test))]:
+            if isinstance(node, nodes.Filter) and node.name not in env.filters:
+                hint = _suggest(node.name, env.filters)
+                message = f"unknown filter '{node.name}' in expression {_show(span.source)}{hint}"
+                problems.append(ExpressionError(message, span.start))
+            elif isinstance(node, nodes.Test) and node.name not in env.tests:
+                hint = _suggest(node.name, env.tests)
+                message = f"unknown test '{node.name}' in expression {_show(span.source)}{hint}"
                 problems.append(ExpressionError(message, span.start))
         names = {node.name for node in [ast, *ast.find_all(nodes.Name)] if isinstance(node, nodes.Name)}
         for name in sorted(names - {*CONTEXT_NAMES, "range", "dict", "true", "false", "none"}):
-            message = f"unknown name '{name}' in expression '{span.source}'{_suggest(name, CONTEXT_NAMES)}"
+            message = (
+                f"unknown name '{name}' in expression {_show(span.source)}{_suggest(name, CONTEXT_NAMES)}"
+            )
             problems.append(ExpressionError(message, span.start))
     return problems
 
@@ -289,10 +307,10 @@ def _run(span: Span, variables: dict[str, Any]) -> Any:
     except ExpressionError as exc:
         raise ExpressionError(exc.message, span.start) from None
     except UndefinedError as exc:
-        raise ExpressionError(f"in expression '{span.source}': {exc.message}", span.start) from None
+        raise ExpressionError(f"in expression {_show(span.source)}: {exc.message}", span.start) from None
     except SecurityError as exc:
-        raise ExpressionError(f"expression '{span.source}' is not allowed: {exc}", span.start) from None
+        raise ExpressionError(f"expression {_show(span.source)} is not allowed: {exc}", span.start) from None
     except RecursionError:
-        raise ExpressionError(f"expression '{span.source}' is nested too deeply", span.start) from None
+        raise ExpressionError(f"expression {_show(span.source)} is nested too deeply", span.start) from None
     except Exception as exc:
-        raise ExpressionError(f"expression '{span.source}' failed: {exc}", span.start) from None
+        raise ExpressionError(f"expression {_show(span.source)} failed: {exc}", span.start) from None

@@ -61,7 +61,7 @@ def _check_pattern(pattern: str) -> str:
     if not clean:
         raise ExpressionError("hash_files() needs a non-empty pattern")
     if clean.startswith("/") or ".." in clean.split("/"):
-        raise ExpressionError(f"hash_files() patterns are relative to the workspace and stay in it: '{pattern}'")
+        raise ExpressionError(f"hash_files() patterns stay inside the workspace: '{pattern}'")
     return clean.rstrip("/")
 
 
@@ -80,7 +80,7 @@ def matching_files(workspace: Path, patterns: tuple[str, ...]) -> list[str]:
         for name in names:
             seen += 1
             if seen > MAX_FILES:
-                raise ExpressionError(f"hash_files() looked at more than {MAX_FILES} files; use narrower patterns")
+                raise ExpressionError(f"hash_files() looked at over {MAX_FILES} files; use narrower patterns")
             rel = prefix + name
             if any(rx.fullmatch(rel) for rx in regexes):
                 found.append(rel)

@@ -42,7 +42,8 @@ def expand(
         for key in entry:
             if key not in axes:
                 known = ", ".join(axes) or "none"
-                raise MatrixError(f"'exclude' names '{key}', which is not an axis (axes: {known})", ("exclude", index, key))
+                message = f"'exclude' names '{key}', which is not an axis (axes: {known})"
+                raise MatrixError(message, ("exclude", index, key))
     size = 1
     for values in axes.values():
         size *= len(values)

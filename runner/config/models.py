@@ -43,12 +43,9 @@ def _kind(value: Any) -> str | None:
     return None
 
 
-def _either(str_type: Any, other: Any, other_tag: str, what: str) -> Any:
-    """A union of a string form and a list or mapping form, chosen by the YAML type."""
-    return Annotated[
-        Annotated[str_type, Tag("str")] | Annotated[other, Tag(other_tag)],
-        Discriminator(_kind, custom_error_type="expected", custom_error_message=what),
-    ]
+def _by_kind(what: str) -> Discriminator:
+    """Pick a union member by the YAML type, so an error names one expectation."""
+    return Discriminator(_kind, custom_error_type="expected", custom_error_message=what)
 
 
 def _scalar(value: Any) -> Any:
@@ -81,9 +78,17 @@ def _unit_check(parse: Any, hint: str) -> Any:
     return check
 
 
+def _workspace_glob(value: str) -> str:
+    if EXPRESSION_START not in value and (value.startswith("/") or ".." in value.split("/")):
+        problem = f"'{value}' must be relative to the workspace and stay inside it"
+        raise PydanticCustomError("invalid", "{problem}", {"problem": problem})
+    return value
+
+
 _UNIT_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}
 
-Scalar = Annotated[Any, PlainValidator(_scalar), WithJsonSchema({"type": ["string", "number", "boolean", "null"]})]
+_SCALAR_SCHEMA = {"type": ["string", "number", "boolean", "null"]}
+Scalar = Annotated[Any, PlainValidator(_scalar), WithJsonSchema(_SCALAR_SCHEMA)]
 EnvName = Annotated[str, AfterValidator(_name_check(_ENV_NAME, "variable name"))]
 JobName = Annotated[str, AfterValidator(_name_check(_JOB_NAME, "job name"))]
 EnvMap = dict[EnvName, Scalar]
@@ -97,8 +102,15 @@ Size = Annotated[
     PlainValidator(_unit_check(parse_size, SIZE_HINT)),
     WithJsonSchema({**_UNIT_SCHEMA, "description": f"Bytes, or a size: {SIZE_HINT}."}),
 ]
-StrList = _either(str, list[str], "list", "a string or a list of strings")
+StrList = Annotated[
+    Annotated[str, Tag("str")] | Annotated[list[str], Tag("list")], _by_kind("a string or a list of strings")
+]
 NonEmpty = Annotated[str, Field(min_length=1)]
+WorkspaceGlob = Annotated[str, Field(min_length=1), AfterValidator(_workspace_glob)]
+GlobList = Annotated[
+    Annotated[WorkspaceGlob, Tag("str")] | Annotated[list[WorkspaceGlob], Tag("list")],
+    _by_kind("a string or a list of strings"),
+]
 
 
 class _Strict(BaseModel):
@@ -110,12 +122,12 @@ class BuildStep(_Strict):
     """One layer of an image built for a job: exactly one of copy, run, env, workdir."""
 
     copy_: NonEmpty | None = Field(
-        None, alias="copy", description="A file or directory of the context, copied to `to` (default /src/SRC)."
+        None, alias="copy", description="A context file or directory, copied to `to` (default /src/SRC)."
     )
     to: NonEmpty | None = Field(None, description="Destination of `copy` inside the image.")
     run: NonEmpty | None = Field(None, description="A shell command run while building the layer.")
     env: EnvMap | None = Field(None, description="Environment variables set in the image.")
-    workdir: NonEmpty | None = Field(None, description="The working directory of later layers and of the job.")
+    workdir: NonEmpty | None = Field(None, description="Working directory of later layers and of the job.")
 
     @model_validator(mode="after")
     def _one_instruction(self) -> BuildStep:
@@ -144,20 +156,28 @@ class ImageBuild(_Strict):
     @model_validator(mode="after")
     def _build_or_dockerfile(self) -> ImageBuild:
         if self.build and self.dockerfile is not None:
-            raise PydanticCustomError("invalid", "{problem}", {"problem": "use either 'build' or 'dockerfile', not both"})
+            problem = "use either 'build' or 'dockerfile', not both"
+            raise PydanticCustomError("invalid", "{problem}", {"problem": problem})
         return self
 
 
-ImageField = _either(str, ImageBuild, "map", "an image reference or a mapping with from/build/dockerfile")
+ImageField = Annotated[
+    Annotated[str, Tag("str")] | Annotated[ImageBuild, Tag("map")],
+    _by_kind("an image reference or a mapping with from/build/dockerfile"),
+]
 
 
 class Service(_Strict):
     """A sidecar sharing the job's network, reachable as 127.0.0.1 and by its name."""
 
     image: NonEmpty | None = Field(None, description="The service's image (default: the job's image).")
-    command: StrList | None = Field(None, description="Command and arguments; a string is split like a shell would.")
+    command: StrList | None = Field(
+        None, description="Command and arguments; a string is split like a shell does."
+    )
     env: EnvMap = Field(default_factory=dict, description="Environment of the service.")
-    ready: NonEmpty | None = Field(None, description="Shell command run until it exits 0 before the steps start.")
+    ready: NonEmpty | None = Field(
+        None, description="Shell command retried until it exits 0, before the steps."
+    )
     ready_timeout: Duration | None = Field(None, description="How long to wait for `ready` (default 30s).")
 
 
@@ -173,7 +193,7 @@ class Cache(_Strict):
     """Directories saved after the job and restored before it, under a key."""
 
     key: NonEmpty = Field(description="Cache key, e.g. pip-${{ hash_files('requirements*.txt') }}.")
-    paths: list[NonEmpty] = Field(min_length=1, description="Absolute paths in the container or workspace paths.")
+    paths: list[NonEmpty] = Field(min_length=1, description="Absolute paths, or paths in the workspace.")
 
 
 class Step(_Strict):
@@ -188,13 +208,16 @@ class Step(_Strict):
     env: EnvMap = Field(default_factory=dict, description="Environment of this step only.")
 
 
-StepField = _either(str, Step, "map", "a shell command or a mapping with run")
+StepField = Annotated[
+    Annotated[str, Tag("str")] | Annotated[Step, Tag("map")],
+    _by_kind("a shell command or a mapping with run"),
+]
 
 
 class Reports(_Strict):
     """Test reports collected after the steps."""
 
-    junit: StrList = Field(default_factory=list, description="Globs of JUnit XML files, relative to the workspace.")
+    junit: GlobList = Field(default_factory=list, description="Globs of JUnit XML files in the workspace.")
 
 
 class Matrix(BaseModel):
@@ -222,19 +245,19 @@ class Job(_Strict):
     matrix: Matrix | None = None
     env: EnvMap = Field(default_factory=dict, description="Environment of every step (over the pipeline's).")
     services: dict[JobName, Service] = Field(default_factory=dict, description="Sidecars, by name.")
-    resources: Resources = Field(default_factory=Resources)
+    resources: Resources = Field(default_factory=lambda: Resources.model_validate({}))
     network: Literal["none", "bridge", "host"] | None = Field(
         None, description="none (default), bridge (outbound only) or host."
     )
     timeout: Duration | None = Field(None, description="Time limit of the whole job.")
     retry: int = Field(0, ge=0, le=10, description="Reruns of a failed job.")
     allow_failure: bool = Field(False, description="A failure does not fail the pipeline.")
-    if_: bool | str = Field(True, alias="if", description="Run the job only when this is true, e.g. ${{ ... }}.")
+    if_: bool | str = Field(True, alias="if", description="Run the job only when this is true.")
     cache: list[Cache] = Field(default_factory=list)
-    secrets: list[EnvName] = Field(default_factory=list, description="Secrets injected as environment variables.")
+    secrets: list[EnvName] = Field(default_factory=list, description="Secrets injected as environment.")
     steps: list[StepField] = Field(min_length=1, description="The steps, in order.")
-    artifacts: list[NonEmpty] = Field(default_factory=list, description="Globs kept after the job.")
-    reports: Reports = Field(default_factory=Reports)
+    artifacts: list[WorkspaceGlob] = Field(default_factory=list, description="Globs kept after the job.")
+    reports: Reports = Field(default_factory=lambda: Reports())
     labels: list[NonEmpty] = Field(default_factory=list, description="Worker labels this job needs.")
 
 
@@ -258,5 +281,5 @@ class Pipeline(_Strict):
 
     image: ImageField = Field("host", description="Default image of every job.")
     env: EnvMap = Field(default_factory=dict, description="Pipeline-wide environment.")
-    on: On = Field(default_factory=On)
+    on: On = Field(default_factory=lambda: On())
     jobs: Annotated[dict[JobName, Job], Field(min_length=1)] = Field(description="The jobs, by name.")

@@ -21,8 +21,10 @@ MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 MAX_ALIAS_NODES = 10_000
 MAX_DEPTH = 64
+FLOW_DEPTH_LIMIT = 4 * MAX_DEPTH
 
 _TAG = "tag:yaml.org,2002:"
+_TOO_DEEP = f"YAML is nested too deeply (the limit is {MAX_DEPTH} levels)"
 
 
 class SourceFloat(float):
@@ -63,6 +65,7 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
         raise ConfigError.at(file, 1, 1, f"file is too large ({size} bytes; the limit is {MAX_BYTES})")
+    _check_flow_depth(text, file)
     root = _compose(text, file)
     if root is None:
         raise ConfigError.at(file, 1, 1, "file is empty; a ci.yml needs at least a 'jobs' mapping")
@@ -74,6 +77,23 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     if builder.errors:
         raise ConfigError(builder.errors)
     return YamlDocument(data, builder.positions)
+
+
+def _check_flow_depth(text: str, file: str) -> None:
+    """Refuse deeply nested `[{` before ruamel.yaml's scanner, which slows down quadratically on them.
+
+    Brackets are counted naively (inside strings and comments too), with a bound far above what
+    any real file has, so this only stops hostile input early; MAX_DEPTH applies afterwards.
+    """
+    depth = 0
+    for index, char in enumerate(text):
+        if char in "[{":
+            depth += 1
+            if depth > FLOW_DEPTH_LIMIT:
+                line, col = _line_col(text, index)
+                raise ConfigError.at(file, line, col, _TOO_DEEP)
+        elif char in "]}" and depth:
+            depth -= 1
 
 
 def _compose(text: str, file: str) -> Any:
@@ -92,7 +112,7 @@ def _compose(text: str, file: str) -> Any:
         reason = getattr(exc, "reason", None) or str(exc)
         raise ConfigError.at(file, line, col, f"YAML syntax error: {reason}") from None
     except RecursionError:
-        raise ConfigError.at(file, 1, 1, f"YAML is nested too deeply (the limit is {MAX_DEPTH} levels)") from None
+        raise ConfigError.at(file, 1, 1, _TOO_DEEP) from None
     except Exception as exc:  # ruamel.yaml has internal failures on some malformed input
         raise ConfigError.at(file, 1, 1, f"YAML syntax error: {exc}") from None
 
@@ -125,6 +145,7 @@ class _Builder:
         self.alias_nodes = 0
         self.seen: set[int] = set()
         self.active: set[int] = set()
+        self.alias_site: Position | None = None
 
     def error(self, node: Any, message: str) -> None:
         pos = _pos(self.file, node)
@@ -141,14 +162,19 @@ class _Builder:
         if self.nodes > MAX_NODES:
             raise self.abort(node, f"document has too many values (the limit is {MAX_NODES})")
         if depth > MAX_DEPTH:
-            raise self.abort(node, f"YAML is nested too deeply (the limit is {MAX_DEPTH} levels)")
+            raise self.abort(node, _TOO_DEEP)
         if id(node) in self.active:
             raise self.abort(node, "recursive YAML alias: an anchor cannot contain itself")
-        in_alias = in_alias or id(node) in self.seen
+        if not in_alias and id(node) in self.seen:
+            in_alias = True  # an alias: report overflows where it is used, not at its anchor
+            parent = self.positions.get(path[:-1])
+            self.alias_site = _pos(self.file, key) if key is not None else parent.value if parent else None
         if in_alias:
             self.alias_nodes += 1
             if self.alias_nodes > MAX_ALIAS_NODES:
-                raise self.abort(node, f"YAML aliases expand to too many values (the limit is {MAX_ALIAS_NODES})")
+                message = f"YAML aliases expand to too many values (the limit is {MAX_ALIAS_NODES})"
+                site = self.alias_site or _pos(self.file, node)
+                raise _Abort(Diagnostic(site.file, site.line, site.column, message))
         self.seen.add(id(node))
         self.positions[path] = Located(None if key is None else _pos(self.file, key), _pos(self.file, node))
         if isinstance(node, MappingNode):
@@ -162,7 +188,8 @@ class _Builder:
             self.check_tag(node, "seq")
             self.active.add(id(node))
             try:
-                return [self.build(item, (*path, i), None, depth + 1, in_alias) for i, item in enumerate(node.value)]
+                items = enumerate(node.value)
+                return [self.build(item, (*path, i), None, depth + 1, in_alias) for i, item in items]
             finally:
                 self.active.discard(id(node))
         return self.scalar(node)
@@ -202,7 +229,7 @@ class _Builder:
             sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
             for source in sources:
                 if not isinstance(source, MappingNode):
-                    self.error(source, "'<<' merges only mappings (use an alias of a mapping, like <<: *defaults)")
+                    self.error(source, "'<<' merges only mappings (like <<: *defaults)")
                     continue
                 merged.extend(self.pairs(source, visiting))
         names = {self.scalar_key_text(k) for k, _ in own}
