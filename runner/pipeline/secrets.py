@@ -113,10 +113,12 @@ def _base64_forms(data: bytes) -> set[str]:
     return forms
 
 
-def _forms(value: str) -> set[str]:
-    """Every printable form of one value (or one line of a multi-line value)."""
+def _forms(value: str, *, encoded: bool = True) -> set[str]:
+    """Every printable form of one value; one line of a multi-line value skips the base64 forms
+    (the whole value's cover what `base64` prints for it)."""
     forms = {value, value.strip()}
-    forms |= _base64_forms(value.encode("utf-8"))
+    if encoded:
+        forms |= _base64_forms(value.encode("utf-8"))
     urls = {quote(value, safe=""), quote(value), quote_plus(value)}
     forms |= urls | {_PERCENT.sub(lambda m: m.group(0).lower(), url) for url in urls}
     escaped = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
@@ -177,7 +179,7 @@ class Masker:
             words |= _forms(value)
             for line in value.splitlines():
                 if len(line.strip()) >= MIN_LENGTH:
-                    words |= _forms(line)
+                    words |= _forms(line, encoded=False)
         self._pattern: re.Pattern[str] | None = re.compile(_trie_pattern(words)) if words else None
 
     def __bool__(self) -> bool:
