@@ -6,6 +6,7 @@ Shared by the registry client and the archive importer, which differ only in whe
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -83,13 +84,28 @@ def ingest(
                     what=label,
                 )
             record = LayerRecord(id=chains[index], name="", diff_id=applied.diff_id, created=time.time())
-            _note_blob(record, desc, applied.digest, applied.size, source.repo)
+            if desc is not None:
+                record.note_blob(
+                    desc.digest,
+                    size=desc.size,
+                    media_type=desc.media_type,
+                    diff_id=ids[index],
+                    repo=source.repo,
+                )
             return record
 
         parent = chains[index - 1] if index else None
         record = store.ensure_layer(chains[index], make, parent=parent)
         if desc is not None and (desc.digest not in record.blobs or source.repo):
-            store.update_layer(record.id, lambda r: _note_blob(r, desc, desc.digest, desc.size, source.repo))
+            note = functools.partial(
+                LayerRecord.note_blob,
+                digest=desc.digest,
+                size=desc.size,
+                media_type=desc.media_type,
+                diff_id=ids[index],
+                repo=source.repo,
+            )
+            store.update_layer(record.id, note)
         return record
 
     if workers > 1 and len(layers) > 1:
@@ -99,15 +115,3 @@ def ingest(
         for index in range(len(layers)):
             one(index)
     return store.put_image(config_bytes, chains, manifest_digest=manifest_digest, repo_digest=repo_digest)
-
-
-def _note_blob(
-    record: LayerRecord, desc: Descriptor | None, digest: str, size: int, repo: str | None
-) -> None:
-    """Remember a compressed blob of this layer (and where it lives) so a push can skip or mount it."""
-    if desc is None and repo is None:
-        return
-    entry = record.blobs.setdefault(digest, {"size": size, "media_type": desc.media_type if desc else ""})
-    repos = entry.setdefault("repos", [])
-    if repo and repo not in repos:
-        repos.append(repo)

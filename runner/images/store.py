@@ -45,6 +45,14 @@ class LayerRecord:
     created: float = 0.0
     last_used: float = 0.0
 
+    def note_blob(self, digest: str, *, size: int, media_type: str, diff_id: str, repo: str | None) -> None:
+        """Remember a compressed blob of this layer, the tar it holds, and which repositories have it."""
+        entry = self.blobs.setdefault(digest, {"size": size, "media_type": media_type, "diff_id": diff_id})
+        entry.setdefault("diff_id", diff_id)
+        repos = entry.setdefault("repos", [])
+        if repo and repo not in repos:
+            repos.append(repo)
+
 
 @dataclass
 class ImageRecord:

@@ -21,6 +21,7 @@ from runner.images.manifest import (
     OCI_CONFIG,
     OCI_MANIFEST,
     Descriptor,
+    diff_ids,
     kind,
     load,
     parse_index,
@@ -95,9 +96,11 @@ def push(text: str, store: Store, *, source: str | None = None, client: Registry
                 f"{text}: a layer of the image is missing from the store: pull or build it again"
             )
         present = [layer for layer in layers if layer is not None]
-        planned = _reuse_original(client, ref.registry, ref.repository, present)
+        original = store.config_bytes(record.id)
+        want = diff_ids(load(original, text), text)
+        planned = _reuse_original(client, ref.registry, ref.repository, present, want)
         if planned is not None:
-            config_bytes = store.config_bytes(record.id)
+            config_bytes = original
             docker = any(d.media_type.startswith("application/vnd.docker.") for d in planned)
             config_type, manifest_type = (
                 (DOCKER_CONFIG, DOCKER_MANIFEST) if docker else (OCI_CONFIG, OCI_MANIFEST)
@@ -105,7 +108,7 @@ def push(text: str, store: Store, *, source: str | None = None, client: Registry
             layer_descs = planned
         else:
             packed = [_push_packed(client, store, ref.repository, layer) for layer in present]
-            config_bytes = config_for(store.config_bytes(record.id), [p.diff_id for p in packed])
+            config_bytes = config_for(original, [p.diff_id for p in packed])
             layer_descs = [layer_descriptor(p) for p in packed]
             config_type, manifest_type = OCI_CONFIG, OCI_MANIFEST
         manifest_bytes, config_desc = make_manifest(config_bytes, layer_descs, config_type, manifest_type)
@@ -115,8 +118,17 @@ def push(text: str, store: Store, *, source: str | None = None, client: Registry
                 path.write_bytes(config_bytes)
                 client.upload_blob(ref.repository, path, config_desc)
         digest = client.put_manifest(ref.repository, ref.reference, manifest_bytes, manifest_type)
-        for layer, desc in zip(present, layer_descs, strict=True):
-            store.update_layer(layer.id, functools.partial(_note_repo, desc=desc, repo=ref.name))
+        pushed_ids = diff_ids(load(config_bytes, text), text)
+        for layer, desc, diff_id in zip(present, layer_descs, pushed_ids, strict=True):
+            note = functools.partial(
+                LayerRecord.note_blob,
+                digest=desc.digest,
+                size=desc.size,
+                media_type=desc.media_type,
+                diff_id=diff_id,
+                repo=ref.name,
+            )
+            store.update_layer(layer.id, note)
         return digest
     finally:
         if own:
@@ -124,18 +136,18 @@ def push(text: str, store: Store, *, source: str | None = None, client: Registry
 
 
 def _reuse_original(
-    client: RegistryClient, registry: str, repository: str, layers: list[LayerRecord]
+    client: RegistryClient, registry: str, repository: str, layers: list[LayerRecord], want: list[str]
 ) -> list[Descriptor] | None:
-    """The layers' original blobs, if the target repository has or can mount every one; else None.
+    """Blobs holding exactly the config's diff_ids, if the target has or can mount every one; else None.
 
     Pushing the blobs an image was pulled as keeps its config, image id and layer digests unchanged.
     """
     plan: list[Descriptor] = []
-    for layer in layers:
+    for layer, diff_id in zip(layers, want, strict=True):
         chosen = None
         for digest, info in layer.blobs.items():
             desc = Descriptor(str(info.get("media_type") or ""), digest, int(info["size"]))
-            if not desc.media_type:
+            if not desc.media_type or info.get("diff_id") != diff_id:
                 continue
             if client.has_blob(repository, digest):
                 chosen = desc
@@ -164,10 +176,3 @@ def _push_packed(client: RegistryClient, store: Store, repository: str, layer: L
         if not client.has_blob(repository, packed.digest):
             client.upload_blob(repository, path, layer_descriptor(packed))
     return packed
-
-
-def _note_repo(record: LayerRecord, desc: Descriptor, repo: str) -> None:
-    entry = record.blobs.setdefault(desc.digest, {"size": desc.size, "media_type": desc.media_type})
-    repos = entry.setdefault("repos", [])
-    if repo not in repos:
-        repos.append(repo)

@@ -106,7 +106,17 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         stop(proc)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def module_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """One registry for the tests of a module that only read from it."""
+    proc, reg = start_registry(tmp_path_factory.mktemp("registry"))
+    try:
+        yield reg
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
 def buildah(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """`buildah` with its own storage (vfs driver) so tests never touch the machine's containers."""
     binary = need("buildah")
@@ -124,7 +134,10 @@ def buildah(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 @pytest.fixture(autouse=True)
 def _no_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Credentials come only from what a test sets, never from the machine's ~/.docker."""
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    config_dir = tmp_path / "docker-config"
+    config_dir.mkdir()
+    (config_dir / "config.json").write_text('{"auths": {}}')  # buildah and skopeo insist on one existing
+    monkeypatch.setenv("DOCKER_CONFIG", str(config_dir))
     monkeypatch.delenv("RUNNER_REGISTRY_AUTH", raising=False)
     monkeypatch.delenv("RUNNER_INSECURE_REGISTRIES", raising=False)
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
