@@ -100,6 +100,13 @@ def main(args: argparse.Namespace) -> int:
     except UsageError as exc:
         _error(str(exc))
         return EXIT_INVALID
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
+        if os.environ.get("RUNNER_DEBUG"):
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (RUNNER_DEBUG=1 shows the traceback)")
+        return EXIT_FAILED
 
 
 def _load_inputs(args: argparse.Namespace, repo_dir: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
@@ -155,8 +162,12 @@ def _exec(args: argparse.Namespace) -> int:
         except PipelineError as exc:
             raise UsageError(str(exc)) from None
         _warn_about_secrets(selected, secrets)
-        out_dir = Path(args.out) if args.out else next_run_dir(repo_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir = Path(args.out) if args.out else next_run_dir(repo_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _error(f"cannot create the results directory {exc.filename}: {exc.strerror or exc}")
+            return EXIT_FAILED
         return _run(args, spec, workspace, out_dir, secrets, env, git, paths)
     except WorkspaceError as exc:
         _error(str(exc))

@@ -228,7 +228,7 @@ class RunDirWriter:
     def _write(self, job: str, stamp: float, text: str) -> None:
         handle = self._files.get(job)
         if handle is None:
-            handle = open(self.out_dir / log_filename(job), "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+            handle = open(self.out_dir / log_filename(job), "w", encoding="utf-8", errors="replace")  # noqa: SIM115
             self._files[job] = handle
         handle.write(f"{_clock(stamp)} {text}\n")
         handle.flush()

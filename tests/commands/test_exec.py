@@ -125,3 +125,14 @@ def test_display_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert display_path(tmp_path / "a" / "report.html") == os.path.join("a", "report.html")
     assert display_path(Path("/")) == "/"
+
+
+def test_results_directory_that_cannot_be_made(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, GOOD)
+    (tmp_path / "afile").write_text("x")
+    result = runner_exec(repo, "--out", str(tmp_path / "afile" / "run"), home=tmp_path / "home")
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == f"runner: error: cannot create the results directory {tmp_path}/afile/run: Not a directory\n"
+    )
