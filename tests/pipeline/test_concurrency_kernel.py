@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pipeline_helpers import job, run
 
+from runner.config.spec import ImageSpec, ServiceSpec
 from runner.pipeline.events import Collector, StepFinished, StepStarted
 
 pytestmark = pytest.mark.kernel
@@ -55,8 +56,30 @@ def test_cancel_kills_running_jobs_fast_and_cancels_pending(tmp_path: Path) -> N
     finally:
         timer.cancel()
     elapsed = time.monotonic() - began
-    assert elapsed < 15  # well before the step's own 120 s
+    assert elapsed < 1.0 + 5  # canceled at 1 s; the step alone would take 120 s
     assert result.status == "canceled"
     assert result.jobs["long"].status == "canceled"
     assert result.jobs["after"].status == "canceled"
     assert [e.status for e in sink.of(StepFinished)] == ["canceled"]
+
+
+def test_cancel_stops_services_and_queued_jobs(tmp_path: Path) -> None:
+    service = ServiceSpec("idle", image=ImageSpec(), command=("sleep", "120"))
+    cancel = threading.Event()
+    timer = threading.Timer(1.0, cancel.set)
+    timer.start()
+    began = time.monotonic()
+    try:
+        result, sink = run(
+            tmp_path,
+            job("busy", "sleep 120", services=(service,)),
+            job("waiting", "true"),  # independent, but the only slot is taken
+            cancel=cancel,
+            concurrency=1,
+        )
+    finally:
+        timer.cancel()
+    assert time.monotonic() - began < 1.0 + 5
+    assert result.jobs["busy"].status == "canceled"
+    assert result.jobs["waiting"].status == "canceled" and result.jobs["waiting"].attempts == 0
+    assert {e.job for e in sink.of(StepStarted)} == {"busy"}
