@@ -22,6 +22,7 @@ from pathlib import Path
 from runner.config.spec import JobSpec, PipelineSpec, StepSpec
 from runner.pipeline import RunOptions, run_pipeline
 from runner.pipeline.events import Collector, StepFinished, StepStarted
+from runner.sandbox import ContainerSpec, NetworkNamespace, Rootfs, run
 from runner.settings import Paths
 
 GOAL_MS = 5.0
@@ -63,6 +64,20 @@ def ours(steps: int, home: Path) -> tuple[float, float]:
     return total * 1000 / steps, (last - first) * 1000 / steps
 
 
+def sandbox_alone(steps: int, home: Path) -> float:
+    """ms per `true` through runner.sandbox directly: what the engine adds is ours minus this."""
+    paths = Paths(home / "home")
+    workspace = home / "bare"
+    workspace.mkdir()
+    spec = ContainerSpec(["/bin/sh", "-e", "-c", "true"], workspace=workspace)
+    with Rootfs.create(paths) as rootfs, NetworkNamespace.create("none") as network:
+        run(spec, rootfs=rootfs, network=network, paths=paths)
+        began = time.perf_counter()
+        for _ in range(steps):
+            run(spec, rootfs=rootfs, network=network, on_output=lambda stream, line: None, paths=paths)
+        return (time.perf_counter() - began) * 1000 / steps
+
+
 def bwrap(steps: int) -> float:
     argv = bwrap_argv()
     subprocess.run(argv, check=True)  # warm-up, and fail loudly if bwrap cannot run here
@@ -81,8 +96,10 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-steps-") as tmp:
         whole, steps_only = ours(args.steps, Path(tmp))
+        bare = sandbox_alone(args.steps, Path(tmp))
     print(f"ours : {whole:7.2f} ms/step over run_pipeline ({args.steps} steps of `true`, one job)")
     print(f"ours : {steps_only:7.2f} ms/step between the first step's start and the last step's end")
+    print(f"ours : {bare:7.2f} ms/step for runner.sandbox.run alone (the engine adds {whole - bare:.2f} ms)")
     if shutil.which("bwrap") is None:
         print("bwrap: not installed (apt-get install bubblewrap): no peer figure in this run")
         return 0
