@@ -143,8 +143,19 @@ class RegistryClient:
                 raise ImageError(f"{self.registry}: {method} {path} failed: {exc}") from None
             if response.status_code == 401 and attempt == 0 and self._answer_challenge(response, scope):
                 continue
-            return response
+            break
+        self._refuse_unauthorized(response, f"{method} {path}")
         return response
+
+    def _refuse_unauthorized(self, response: httpx.Response, what: str) -> None:
+        """A 401 left after answering the challenge is the user's to fix: say how."""
+        if response.status_code != 401:
+            return
+        if self._creds is None:
+            hint = "no credentials for it: set RUNNER_REGISTRY_AUTH or `docker login`"
+        else:
+            hint = "its credentials were refused"
+        raise ImageError(f"{self.registry}: {what}: authentication required, {hint}")
 
     @contextlib.contextmanager
     def _stream(self, path: str, *, scope: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
@@ -157,6 +168,7 @@ class RegistryClient:
                         response.read()
                         if self._answer_challenge(response, scope):
                             continue
+                    self._refuse_unauthorized(response, f"GET {path}")
                     yield response
                     return
             except httpx.HTTPError as exc:
