@@ -133,7 +133,8 @@ class Services:
         deadline = started + spec.ready_timeout
         while True:
             if self.control.stopped:
-                raise ServiceFailed(f"service {spec.name!r}: job {self.control.stopped} before it was ready")
+                why = "was canceled" if self.control.stopped == "canceled" else "timed out"
+                raise ServiceFailed(f"the job {why} before service {spec.name!r} was ready")
             if service.exited():
                 raise ServiceFailed(
                     f"service {spec.name!r} {self._ending(service)} before it was ready; "
@@ -152,8 +153,7 @@ class Services:
                     )
                 )
                 return
-            if self.control.sleep(min(PROBE_INTERVAL, max(0.0, deadline - time.monotonic()))):
-                continue
+            self.control.sleep(min(PROBE_INTERVAL, max(0.0, deadline - time.monotonic())))
         raise ServiceFailed(
             f"service {spec.name!r} was not ready within {spec.ready_timeout:g}s "
             f"(probe: {spec.ready}); last output: {service.tail_text()}"
