@@ -94,3 +94,14 @@ def test_service_that_exits_fails_fast(tmp_path: Path) -> None:
     assert (
         "service 'crash' exited with code 4 before it was ready; last output: oops" in result.jobs["j"].reason
     )
+
+
+def test_job_timeout_bounds_waiting_for_a_service(tmp_path: Path) -> None:
+    service = ServiceSpec(
+        "slow", image=job("x").image, command=("sleep", "120"), ready="false", ready_timeout=120
+    )
+    began = time.monotonic()
+    result, _ = run(tmp_path, job("j", "true", services=(service,), timeout=1.0))
+    assert time.monotonic() - began < 1.0 + 10
+    assert result.jobs["j"].status == "failed"
+    assert result.jobs["j"].reason == "the job timed out before service 'slow' was ready"
