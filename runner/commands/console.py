@@ -7,6 +7,7 @@ or interpreted as markup, so a job's own text (brackets, escape-looking strings)
 
 from __future__ import annotations
 
+import os
 import threading
 import zlib
 from collections.abc import Mapping
@@ -38,6 +39,23 @@ STATUS_STYLE = {
     "running": "cyan",
 }
 STATUS_MARK = {"passed": "✓", "failed": "✗", "error": "✗", "canceled": "⊘", "skipped": "○"}
+# For a console that cannot print them (LANG=C on an old system, PYTHONIOENCODING=ascii).
+ASCII_MARKS = str.maketrans({"✓": "+", "✗": "x", "⊘": "-", "○": "o", "▶": ">", "↻": "~", "•": "*"})
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`runner exec | head`): go quiet, but let the run finish.
+
+        Rich's default exits the program, which would abandon the jobs' containers mid-run.
+        """
+        self.quiet = True
+        try:  # so that the interpreter's last flush of this stream does not complain either
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
 
 
 def job_colour(job: str) -> str:
@@ -70,7 +88,7 @@ class ConsolePrinter:
 
     def __init__(self, stream: IO[str] | None = None, *, color: bool | None = None) -> None:
         # Console(file=None) means "sys.stdout at print time"; no_color follows NO_COLOR by itself.
-        self.console = Console(
+        self.console = _Console(
             file=stream,
             highlight=False,
             emoji=False,
@@ -80,6 +98,21 @@ class ConsolePrinter:
             force_terminal=color,
         )
         self._lock = threading.Lock()
+        self._broken = False  # stdout went away (`runner exec | head`): the run goes on, silently
+
+    def _print(self, renderable: Any = "") -> None:
+        """Print, never raising: a console problem must not fail the job whose event this is."""
+        if self._broken:
+            return
+        encoding = (self.console.encoding or "utf-8").lower()
+        if isinstance(renderable, Text) and not encoding.startswith("utf"):
+            renderable = renderable.copy()
+            plain = renderable.plain.translate(ASCII_MARKS).encode(encoding, "replace").decode(encoding)
+            renderable.plain = plain  # same length: the styles' spans still fit
+        try:
+            self.console.print(renderable)
+        except (OSError, ValueError, UnicodeError):
+            self._broken = True
 
     def _prefix(self, job: str, extra: str = "") -> Text:
         return Text(f"[{job}{extra}]", style=job_colour(job))
@@ -87,7 +120,7 @@ class ConsolePrinter:
     def _line(self, job: str, *parts: str | tuple[str, str] | Text, extra: str = "") -> None:
         text = Text.assemble(self._prefix(job, extra), " ", *parts)
         with self._lock:
-            self.console.print(text)
+            self._print(text)
 
     def emit(self, event: Event) -> None:
         if isinstance(event, LogLine):
@@ -168,6 +201,6 @@ class ConsolePrinter:
             f" in {format_duration(summary.get('duration'))}",
         )
         with self._lock:
-            self.console.print()
-            self.console.print(table)
-            self.console.print(line)
+            self._print()
+            self._print(table)
+            self._print(line)

@@ -369,3 +369,30 @@ def test_job_colour_is_stable() -> None:
 
 def test_format_duration() -> None:
     assert [format_duration(s) for s in (0.5, 12.34, 75, 3725)] == ["0.50s", "12.3s", "1m15s", "1h02m"]
+
+
+def test_console_on_an_ascii_stream() -> None:
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors="strict", write_through=True)
+    printer = ConsolePrinter(stream)
+    printer.emit(StepStarted(BUILD, "büild", 0, time=T0))
+    printer.emit(LogLine(BUILD, "s", "stdout", "naïve text", time=T0))
+    summary = builder()
+    for event in events():
+        summary.emit(event)
+    printer.finish(summary.summary())
+    lines = raw.getvalue().decode("ascii").splitlines()
+    assert lines[:2] == ["[build] > b?ild", "[build] na?ve text"]
+    assert lines[-1] == "+ pipeline passed in 5.50s"
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_console_printing_into_a_closed_pipe_never_raises() -> None:
+    printer = ConsolePrinter(ClosedPipe())
+    for event in events():
+        printer.emit(event)  # a console problem must not become the job's error
+    printer.finish(EXPECTED)
