@@ -17,13 +17,14 @@ from runner.config.spec import Position
 # A path to a value: mapping keys and list indexes from the document root.
 YamlPath = tuple[str | int, ...]
 
-MAX_BYTES = 1024 * 1024
-MAX_NODES = 100_000
+MAX_BYTES = 256 * 1024
+MAX_NODES = 20_000
 MAX_ALIAS_NODES = 10_000
 MAX_DEPTH = 64
 FLOW_DEPTH_LIMIT = 4 * MAX_DEPTH
 
 _TAG = "tag:yaml.org,2002:"
+_TOO_MANY = f"document has too many lines or values (the limit is {MAX_NODES})"
 _TOO_DEEP = f"YAML is nested too deeply (the limit is {MAX_DEPTH} levels)"
 
 
@@ -66,6 +67,8 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     if size > MAX_BYTES:
         raise ConfigError.at(file, 1, 1, f"file is too large ({size} bytes; the limit is {MAX_BYTES})")
     _check_flow_depth(text, file)
+    if sum(text.count(c) for c in "\n,[{") > MAX_NODES:  # ruamel.yaml is slow: refuse before parsing
+        raise ConfigError.at(file, 1, 1, _TOO_MANY)
     root = _compose(text, file)
     if root is None:
         raise ConfigError.at(file, 1, 1, "file is empty; a ci.yml needs at least a 'jobs' mapping")
@@ -160,7 +163,7 @@ class _Builder:
 
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise self.abort(node, f"document has too many values (the limit is {MAX_NODES})")
+            raise self.abort(node, _TOO_MANY)
         if depth > MAX_DEPTH:
             raise self.abort(node, _TOO_DEEP)
         if id(node) in self.active:

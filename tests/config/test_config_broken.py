@@ -62,7 +62,7 @@ def test_invalid_utf8_is_positioned(tmp_path: Path) -> None:
 def test_huge_file_is_refused() -> None:
     text = "jobs: {t: {steps: [x]}}\n" + "# padding\n" * 120_000
     with pytest.raises(
-        ConfigError, match=r"ci.yml:1:1: file is too large \(\d+ bytes; the limit is 1048576\)"
+        ConfigError, match=r"ci.yml:1:1: file is too large \(\d+ bytes; the limit is 262144\)"
     ):
         load(Path("ci.yml"), text=text)
 
