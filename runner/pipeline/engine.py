@@ -34,7 +34,7 @@ TICK = 0.1  # seconds between two looks at the cancel event and the deadlines
 def run_job(job: JobSpec, options: RunOptions, sink: Sink, control: JobControl) -> JobResult:
     """Run a job's attempts (1 + `retry` at most, until one passes); emits its start and end events."""
     started = time.monotonic()
-    result = JobResult(job.name, "error", allow_failure=job.allow_failure)
+    result = JobResult(job.name, "error", allow_failure=job.allow_failure, started_at=time.time())
     for attempt in range(1, job.retry + 2):
         control.begin_attempt()
         sink.emit(JobStarted(job.name, attempt))
@@ -46,6 +46,7 @@ def run_job(job: JobSpec, options: RunOptions, sink: Sink, control: JobControl) 
             break
         sink.emit(LogLine(job.name, None, "runner", f"attempt {attempt} failed ({outcome.reason}); retrying"))
     result.duration = time.monotonic() - started
+    result.finished_at = time.time()
     sink.emit(JobFinished(job.name, result.status, result.duration, result.attempts, result.reason))
     return result
 
@@ -78,7 +79,7 @@ def run_pipeline(
     starting anything when the selection or the graph is invalid."""
     jobs = select(spec, options.only)
     cancel = cancel or threading.Event()
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     schedule = Schedule(jobs)
     results: dict[str, JobResult] = {}
     controls: dict[str, JobControl] = {}
@@ -88,7 +89,9 @@ def run_pipeline(
 
     def settle(name: str, status: JobStatus, reason: str) -> None:
         schedule.finish(name, status, reason)
-        results[name] = JobResult(name, status, reason, schedule.jobs[name].allow_failure)
+        results[name] = JobResult(
+            name, status, reason, schedule.jobs[name].allow_failure, finished_at=time.time()
+        )
         _emit(sink, JobFinished(name, status, 0.0, 0, reason))
 
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="job") as pool:
@@ -105,7 +108,9 @@ def run_pipeline(
                     control.stop("timeout")
             if not canceled:
                 for name, reason in schedule.skips():
-                    results[name] = JobResult(name, "skipped", reason, schedule.jobs[name].allow_failure)
+                    results[name] = JobResult(
+                        name, "skipped", reason, schedule.jobs[name].allow_failure, finished_at=time.time()
+                    )
                     _emit(sink, JobFinished(name, "skipped", 0.0, 0, reason))
                     progressed = True
                 for job in schedule.runnable()[: max(0, options.concurrency - len(running))]:
@@ -130,4 +135,4 @@ def run_pipeline(
     duration = time.monotonic() - started
     _emit(sink, PipelineFinished(status, duration))
     ordered = {job.name: results[job.name] for job in jobs if job.name in results}
-    return PipelineResult(status, duration, ordered)
+    return PipelineResult(status, duration, started_at, time.time(), ordered)

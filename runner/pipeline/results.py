@@ -69,6 +69,8 @@ class JobResult:
     allow_failure: bool = False
     attempts: int = 0  # 0: never started (skipped or canceled while queued)
     duration: float = 0.0
+    started_at: float | None = None  # epoch seconds of the first attempt's start
+    finished_at: float | None = None
     steps: list[StepResult] = field(default_factory=list)
     tests: dict[str, int] = field(default_factory=dict)  # total, passed, failed, error, skipped, flaky
     cases: list[Any] = field(default_factory=list)  # runner.reports test cases
@@ -84,6 +86,8 @@ class JobResult:
 class PipelineResult:
     status: JobStatus  # passed | failed | canceled | error
     duration: float = 0.0
+    started_at: float = 0.0  # epoch seconds
+    finished_at: float = 0.0
     jobs: dict[str, JobResult] = field(default_factory=dict)  # in pipeline order
 
     @property
@@ -94,5 +98,7 @@ class PipelineResult:
         return {
             "status": self.status,
             "duration": self.duration,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
             "jobs": [job.to_dict() for job in self.jobs.values()],
         }
