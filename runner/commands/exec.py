@@ -275,9 +275,15 @@ def _run(
     for problem in writer.finish(summary, builder.cases()):
         _warn(problem)
     console.finish(summary)
-    if args.json:
-        JsonPrinter().finish(summary)
-    print(f"report: {display_path(out_dir / 'report.html')}", file=sys.stderr if args.json else sys.stdout)
+    try:
+        if args.json:
+            JsonPrinter().finish(summary)
+        print(
+            f"report: {display_path(out_dir / 'report.html')}", file=sys.stderr if args.json else sys.stdout
+        )
+        sys.stdout.flush()
+    except BrokenPipeError:  # `runner exec | head`: the reader left, the results are on disk
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if interrupts.signal is not None:
         return 128 + interrupts.signal
     return EXIT_OK if required_jobs_passed(summary) and not failure else EXIT_FAILED
