@@ -28,7 +28,7 @@ from runner.sandbox import cgroups, mounts, records, syscalls, template
 from runner.sandbox.capabilities import DEFAULT_MASK
 from runner.sandbox.network import NetworkNamespace
 from runner.sandbox.rootfs import Rootfs
-from runner.sandbox.types import ContainerSpec, OutputCallback, Result, SandboxError
+from runner.sandbox.types import ContainerSpec, IdMap, OutputCallback, Result, SandboxError
 from runner.settings import Paths
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -50,7 +50,9 @@ class Container:
         on_output: OutputCallback | None,
         started: float,
         cleanup: list,
+        status_fd: int | None = None,
     ) -> None:
+        self._status_fd = status_fd  # user-namespace mode: the relay's report of how pid 1 ended
         self.spec = spec
         self.pid = pid  # the host pid of the container's pid 1
         self.cgroup = cgroup
@@ -113,6 +115,11 @@ class Container:
                     rest = rest[MAX_LINE:]
                 buffers[fd] = rest
         _, status = os.waitpid(self.pid, 0)
+        if self._status_fd is not None:
+            relayed = os.read(self._status_fd, 4)
+            os.close(self._status_fd)
+            if len(relayed) == 4:
+                status = int.from_bytes(relayed, "little")
         ended = time.monotonic()
         with self._lock:
             self._status = status
@@ -277,7 +284,8 @@ def _start(
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("HOSTNAME", spec.hostname)
     env.setdefault("HOME", "/root" if spec.uid == 0 else "/")
-    child = _Child(spec, plan, mnt_fd, network, procs_fds, err_w, child_fds, env, child_console)
+    status_r, status_w = os.pipe2(os.O_CLOEXEC) if spec.userns is not None else (None, None)
+    child = _Child(spec, plan, mnt_fd, network, procs_fds, err_w, child_fds, env, child_console, status_w)
     started = time.monotonic()
     try:
         pid = _fork_into_new_pid_namespace()
@@ -286,6 +294,8 @@ def _start(
     finally:
         for fd in (*procs_fds, err_w, *set(child_fds.values())):
             os.close(fd)
+        if status_w is not None:
+            os.close(status_w)
         if child_console is not None:
             child_console.close()
     error = b""
@@ -306,7 +316,7 @@ def _start(
         for fd in parent_fds:
             os.close(fd)
         raise SandboxError(error[1:].decode(errors="replace"))
-    container = Container(spec, pid, cgroup, parent_fds, on_output, started, cleanup)
+    container = Container(spec, pid, cgroup, parent_fds, on_output, started, cleanup, status_r)
     if error and on_output is not None:  # exec failed: the command's fault (not found...), as a shell says
         on_output("stderr", b"runner: " + error[1:])
     return container
@@ -326,8 +336,10 @@ class _Child:
         stdio: dict[str, int],
         env: dict[str, str],
         console: socket.socket | None,
+        status_w: int | None = None,
     ) -> None:
         self.console = console
+        self.status_w = status_w
         self.spec = spec
         self.plan = plan
         self.mnt_fd = mnt_fd
@@ -349,15 +361,30 @@ class _Child:
             for fd in self.procs_fds:
                 os.write(fd, b"0")
             syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
-            syscalls.unshare(syscalls.CLONE_NEWCGROUP)
             syscalls.setns(self.mnt_fd, syscalls.CLONE_NEWNS)
-            flags = syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
-            if self.network is None:
-                flags |= syscalls.CLONE_NEWNET
-            syscalls.unshare(flags)
             if self.network is not None and self.network.fd is not None:
                 syscalls.setns(self.network.fd, syscalls.CLONE_NEWNET)
-            mounts.perform(self.plan)
+            flags = (
+                syscalls.CLONE_NEWNS
+                | syscalls.CLONE_NEWUTS
+                | syscalls.CLONE_NEWIPC
+                | syscalls.CLONE_NEWCGROUP
+            )
+            if self.network is None:
+                flags |= syscalls.CLONE_NEWNET
+            if spec.userns is not None:
+                # pivot while still root outside (a root copied into a user namespace is locked), with a
+                # bare /proc of this pid namespace: the kernel lets a user namespace mount proc only where
+                # a fully visible one exists. The real pid 1 then mounts its own, masked, over it.
+                syscalls.unshare(flags & ~syscalls.CLONE_NEWNET)
+                mounts.perform(self.plan, masked_proc=False)
+                self._enter_user_namespace(spec.userns)
+                syscalls.unshare(flags | syscalls.CLONE_NEWPID)
+                self._relay_for_pid1()  # returns in the new pid 1 only
+                mounts.mount_proc("/")
+            else:
+                syscalls.unshare(flags)
+                mounts.perform(self.plan)
             syscalls.sethostname(spec.hostname)
             if self.network is None:
                 syscalls.loopback_up()
@@ -381,6 +408,60 @@ class _Child:
             self._fail(_ERR_EXEC, f"{spec.argv[0]}: {reason}", code)
         except BaseException as exc:
             self._fail(_ERR_SETUP, f"exec {spec.argv[0]}: {exc}", 125)
+
+    def _enter_user_namespace(self, idmap: IdMap) -> None:
+        """unshare(CLONE_NEWUSER); a helper, still root outside, writes our id maps; become root inside.
+
+        Everything that needs the host's root (the cgroup, the template mount namespace, the job's
+        network) is joined before this; namespaces made after it are owned by the new user namespace,
+        which is what lets the container mount its own /proc.
+        """
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(ready_w)
+                os.read(ready_r, 1)
+                target = os.getppid()
+                for name in ("uid_map", "gid_map"):
+                    with open(f"/proc/{target}/{name}", "w") as f:
+                        f.write(f"0 {idmap.host_start} {idmap.count}\n")
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        os.close(ready_r)
+        syscalls.unshare(syscalls.CLONE_NEWUSER)
+        os.write(ready_w, b"u")
+        os.close(ready_w)
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise SandboxError(
+                f"cannot write the user namespace's id maps (host ids from {idmap.host_start})"
+            )
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        os.setgroups([])
+
+    def _relay_for_pid1(self) -> None:
+        """Fork the container's pid 1 (in the namespaces just made) and, here, pass on how it ended."""
+        pid = os.fork()
+        if pid == 0:
+            syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+            return
+        os.close(self.err_w)
+        for fd in set(self.stdio.values()):
+            os.close(fd)
+        if self.console is not None:
+            self.console.close()
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        assert self.status_w is not None
+        os.write(self.status_w, status.to_bytes(4, "little"))
+        os._exit(0)
 
     def _stdio(self) -> None:
         null = os.open("/dev/null", os.O_RDWR)

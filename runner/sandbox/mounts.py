@@ -81,7 +81,7 @@ def prepare_template(plan: MountPlan) -> None:
     _mount_sys(root)
 
 
-def perform(plan: MountPlan) -> None:
+def perform(plan: MountPlan, *, masked_proc: bool = True) -> None:
     """In the container's own copy of the template namespace: workspace, binds, /proc, then pivot_root."""
     root = plan.root
     for source, target, readonly in plan.binds:
@@ -91,7 +91,10 @@ def perform(plan: MountPlan) -> None:
         else:
             _ensure_file(dest)
         sc.bind(source, dest, readonly=readonly, recursive=True, flags=sc.MS_NOSUID | sc.MS_NODEV)
-    _mount_proc(root)
+    if masked_proc:
+        mount_proc(root)
+    else:
+        sc.mount("proc", os.path.join(root, "proc"), "proc", NOSUID_NODEV | sc.MS_NOEXEC)
     if plan.hosts_file:
         etc_hosts = os.path.join(root, "etc/hosts")
         _ensure_file(etc_hosts)
@@ -131,7 +134,7 @@ def _mount_dev(root: str) -> None:
     os.symlink("/proc/kcore", os.path.join(dev, "core"))
 
 
-def _mount_proc(root: str) -> None:
+def mount_proc(root: str) -> None:
     proc = os.path.join(root, "proc")
     _ensure_dir(proc)
     sc.mount("proc", proc, "proc", NOSUID_NODEV | sc.MS_NOEXEC)
