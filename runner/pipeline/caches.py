@@ -249,6 +249,10 @@ def save(
             store.discard(scratch)
             log(f"warning: cache {cache.key} could not be saved: {last or result}")
             continue
+        if not any((scratch / "data").iterdir()):
+            store.discard(scratch)
+            log(f"warning: cache {cache.key} not saved: none of its paths exist ({', '.join(cache.paths)})")
+            continue
         entry = store.commit(cache.key, cache.paths, scratch)
         if entry is None:
             log(f"cache {cache.key} was saved meanwhile by another job; keeping that one")

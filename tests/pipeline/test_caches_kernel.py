@@ -52,3 +52,12 @@ def test_failed_job_saves_nothing(tmp_path: Path) -> None:
     )
     assert result.status == "failed"
     assert CacheStore(paths.caches).lookup("broken") is None
+
+
+def test_cache_whose_paths_do_not_exist_is_not_saved(tmp_path: Path) -> None:
+    paths = Paths(tmp_path / "home")
+    cache = CacheSpec(key="empty", paths=("/root/.cache/never", "never-made"))
+    result, sink = run(tmp_path, job("j", "true", cache=(cache,)), paths=paths)
+    assert result.status == "passed"
+    assert CacheStore(paths.caches).lookup("empty") is None
+    assert any("cache empty not saved: none of its paths exist" in line for line in out(sink, "j"))
