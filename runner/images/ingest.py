@@ -108,10 +108,11 @@ def ingest(
             store.update_layer(record.id, note)
         return record
 
-    if workers > 1 and len(layers) > 1:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
-            list(pool.map(one, range(len(layers))))
-    else:
-        for index in range(len(layers)):
-            one(index)
-    return store.put_image(config_bytes, chains, manifest_digest=manifest_digest, repo_digest=repo_digest)
+    with store.adding():  # rm and prune wait until the image that uses these layers is recorded
+        if workers > 1 and len(layers) > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
+                list(pool.map(one, range(len(layers))))
+        else:
+            for index in range(len(layers)):
+                one(index)
+        return store.put_image(config_bytes, chains, manifest_digest=manifest_digest, repo_digest=repo_digest)

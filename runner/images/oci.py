@@ -106,26 +106,25 @@ def import_archive(store: Store, path: Path, tag: str | None = None) -> list[tup
     """
     if not path.exists():
         raise ImageError(f"{path}: no such file or directory")
-    archive = _Archive(path)
-    try:
-        if archive.has("index.json") and archive.has("oci-layout"):
-            imported = _import_oci(store, archive)
-        elif archive.has("manifest.json"):
-            imported = _import_docker(store, archive)
-        else:
-            raise ImageError(f"{path}: neither an OCI image layout nor a `docker save` tarball")
-    finally:
-        archive.close()
-    if tag is not None:
-        if len(imported) != 1:
-            raise ImageError(f"{path}: holds {len(imported)} images; -t needs exactly one")
-        imported[0][1].append(str(parse_ref(tag)))
-    results = []
-    for record, names in imported:
-        for name in names:
-            store.tag(parse_ref(name), record.id)
-        results.append((record, names))
-    return results
+    with store.adding():  # prune waits until the images are tagged, so it never takes their layers
+        archive = _Archive(path)
+        try:
+            if archive.has("index.json") and archive.has("oci-layout"):
+                imported = _import_oci(store, archive)
+            elif archive.has("manifest.json"):
+                imported = _import_docker(store, archive)
+            else:
+                raise ImageError(f"{path}: neither an OCI image layout nor a `docker save` tarball")
+        finally:
+            archive.close()
+        if tag is not None:
+            if len(imported) != 1:
+                raise ImageError(f"{path}: holds {len(imported)} images; -t needs exactly one")
+            imported[0][1].append(str(parse_ref(tag)))
+        for record, names in imported:
+            for name in names:
+                store.tag(parse_ref(name), record.id)
+    return imported
 
 
 def _import_oci(store: Store, archive: _Archive) -> list[tuple[ImageRecord, list[str]]]:

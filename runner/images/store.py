@@ -6,7 +6,9 @@ Layout (short names keep overlay mount options within one page):
     l/<16 hex>.lock      flock held while the layer is being made, so other processes wait for it
     images/<id>/         config.json (the image id is its sha256) and image.json (layers, digests, times)
     images/tags.json     `registry/repo:tag` -> image id
-    images/.lock         flock for tags, image records and prune
+    images/.lock         flock for tags and image records
+    images/.adding       shared while layers and images are being added, exclusive for rm and prune
+    images/<id>/.lease   shared while a container uses the image: rm and prune leave it alone
 Everything appears by atomic rename, so a crash leaves either nothing or something whole.
 """
 
@@ -27,8 +29,6 @@ from runner.images.errors import ImageError
 from runner.images.fsutil import disk_usage, flocked, read_json, remove_tree, write_json
 from runner.images.reference import ImageRef, parse_ref
 from runner.settings import Paths
-
-PRUNE_GRACE = 60.0  # seconds: a layer used this recently may belong to a pull still writing its image record
 
 
 @dataclass
@@ -290,6 +290,23 @@ class Store:
         record.config = self.config(record.id)
         return record
 
+    def adding(self) -> contextlib.AbstractContextManager[bool]:
+        """Hold while adding layers and then the image that uses them, so rm and prune wait for it."""
+        return flocked(self.images_dir / ".adding", exclusive=False)
+
+    def _lease_path(self, image_id: str) -> Path:
+        return self._image_dir(image_id) / ".lease"
+
+    @contextlib.contextmanager
+    def lease(self, text: str) -> Iterator[tuple[ImageRecord, list[Path]]]:
+        """The image and its layer dirs (top first), kept from rm and prune until the block ends.
+
+        The engine holds this for as long as a container's overlay mount uses the layers.
+        """
+        record = self.resolve(text)
+        with flocked(self._lease_path(record.id), exclusive=False):
+            yield self.use(record.id)
+
     def use(self, text: str) -> tuple[ImageRecord, list[Path]]:
         """The image and its layer directories top first (overlay `lowerdir=` order), marked as just used."""
         record = self.resolve(text)
@@ -312,7 +329,7 @@ class Store:
         Returns the tags removed and the image id if the image itself was deleted.
         """
         record = self.resolve(text)
-        with self._lock():
+        with flocked(self.images_dir / ".adding"), self._lock():
             tags = self.tags()
             try:
                 ref: ImageRef | None = parse_ref(text)
@@ -326,7 +343,11 @@ class Store:
                 del tags[t]
             write_json(self.images_dir / "tags.json", tags)
             removed = list(doomed_tags)
-            if record.id not in tags.values():
+            if record.id in tags.values():
+                return removed
+            with flocked(self._lease_path(record.id), blocking=False) as free:
+                if not free:  # in use by a container: stays untagged until prune finds it idle
+                    return removed
                 remove_tree(self._image_dir(record.id), self.tmp)
                 removed.append(record.id)
                 still_used = {lid for other in self.images() for lid in other.layers}
@@ -335,20 +356,24 @@ class Store:
                         self._remove_layer(layer_id)
         return removed
 
-    def prune(self, keep_bytes: int = 0, *, grace: float = PRUNE_GRACE) -> tuple[int, int]:
-        """Delete layers no tagged image uses, least recently used first, until the store fits `keep_bytes`.
+    def prune(self, keep_bytes: int = 0) -> tuple[int, int]:
+        """Delete layers no tagged or leased image uses, least recently used first, until under `keep_bytes`.
 
-        Images left without a layer go too. Layers used in the last `grace` seconds are spared.
-        Returns (layers removed, bytes freed).
+        Untagged images that lost a layer go too. Returns (layers removed, bytes freed).
         """
         removed = freed = 0
-        with self._lock():
+        with flocked(self.images_dir / ".adding"), self._lock(), contextlib.ExitStack() as held:
             tagged = set(self.tags().values())
-            protected = {lid for record in self.images() if record.id in tagged for lid in record.layers}
+            protected: set[str] = set()
+            for record in self.images():
+                idle = record.id not in tagged and held.enter_context(
+                    flocked(self._lease_path(record.id), blocking=False)
+                )
+                if not idle:
+                    protected.update(record.layers)
             layers = self.all_layers()
             total = sum(layer.size for layer in layers)
-            now = time.time()
-            candidates = [x for x in layers if x.id not in protected and now - x.last_used >= grace]
+            candidates = [x for x in layers if x.id not in protected]
             for layer in sorted(candidates, key=lambda x: x.last_used):
                 if total <= keep_bytes:
                     break

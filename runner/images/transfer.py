@@ -65,18 +65,19 @@ def pull(
         def opener(desc: Descriptor) -> LayerSource:
             return LayerSource(lambda: client.blob(ref.repository, desc, store.tmp), desc, repo)
 
-        record = ingest(
-            store,
-            config_bytes,
-            [opener(desc) for desc in manifest.layers],
-            what=what,
-            manifest=manifest,
-            manifest_digest=digest,
-            repo_digest=f"{ref.name}@{digest}",
-            workers=workers,
-        )
-        if ref.tag is not None:
-            store.tag(ref, record.id)
+        with store.adding():  # prune waits until the image is tagged, so it never takes its layers
+            record = ingest(
+                store,
+                config_bytes,
+                [opener(desc) for desc in manifest.layers],
+                what=what,
+                manifest=manifest,
+                manifest_digest=digest,
+                repo_digest=f"{ref.name}@{digest}",
+                workers=workers,
+            )
+            if ref.tag is not None:
+                store.tag(ref, record.id)
         return record
     finally:
         if own:

@@ -153,12 +153,35 @@ def test_prune_least_recently_used_first_never_tagged(store: Store) -> None:
     time.sleep(0.01)
     store.use(_image(store, 4, [4], None))  # used last
     size = {n: store.layer(lid(n)).size for n in (1, 2, 3, 4)}  # type: ignore[union-attr]
-    assert store.prune(10**12, grace=0) == (0, 0)
-    assert store.prune(size[1] + size[2] + size[3] + size[4], grace=60) == (0, 0)
-    removed, freed = store.prune(size[3] + size[4] + size[2], grace=0)  # only the oldest must go
+    assert store.prune(10**12) == (0, 0)
+    removed, freed = store.prune(size[3] + size[4] + size[2])  # only the oldest must go
     assert (removed, freed) == (1, size[1])
     assert store.layer(lid(1)) is None and store.layer(lid(2)) is not None
-    removed, freed = store.prune(0, grace=0)
+    removed, freed = store.prune(0)
     assert (removed, freed) == (2, size[2] + size[4])
     assert store.layer(lid(3)) is not None  # tagged
     assert [r.id for r in store.images()] == [store.resolve("localhost/keep:1").id]
+
+
+def test_leased_image_is_kept_from_rm_and_prune(store: Store) -> None:
+    image_id = _image(store, 1, [1, 2], "localhost/busy:1")
+    with store.lease("localhost/busy:1") as (record, paths):
+        assert record.id == image_id and paths == [store.layer_path(lid(2)), store.layer_path(lid(1))]
+        assert store.remove("localhost/busy:1") == ["localhost/busy:1"]  # untagged, not deleted
+        assert store.prune(0) == (0, 0)
+        assert all(p.is_dir() for p in paths)
+    removed, _ = store.prune(0)
+    assert removed == 2 and store.images() == []
+
+
+def test_prune_waits_for_an_image_being_added(store: Store) -> None:
+    import threading
+
+    _image(store, 1, [1], None)
+    done = threading.Event()
+    with store.adding():
+        worker = threading.Thread(target=lambda: (store.prune(0), done.set()))
+        worker.start()
+        assert not done.wait(0.5)  # blocked while something is being added
+    worker.join(timeout=10)
+    assert done.is_set() and store.layer(lid(1)) is None
