@@ -13,6 +13,7 @@ from runner.images import cli_impl
 from runner.images.errors import ImageError
 from runner.images.reference import parse_ref
 from runner.images.store import Store
+from runner.settings import Paths
 
 pytestmark = pytest.mark.kernel
 
@@ -76,7 +77,7 @@ def test_export_and_import(store: Store, tmp_path: Path, capsys: pytest.CaptureF
     out = tmp_path / "x.tar"
     assert cli_impl.export(store, "localhost/x:1", str(out)) == 0
     assert tarfile.is_tarfile(out)
-    other = Store(store.paths.__class__(tmp_path / "other"))
+    other = Store(Paths(tmp_path / "other"))
     assert cli_impl.import_(other, str(out), "localhost/y:2") == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == f"Exported {record.id} to {out}"
