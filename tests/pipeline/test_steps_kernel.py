@@ -239,3 +239,20 @@ def test_a_timed_out_attempt_is_retried_with_fresh_time(tmp_path: Path) -> None:
     assert result.jobs["j"].attempts == 2
     assert out(sink, "j", "s") == ["done in 2"]
     assert any("attempt 1 failed (job timed out after 1s); retrying" in line for line in out(sink, "j"))
+
+
+def test_nothing_of_a_job_stays_behind_after_it_ends(tmp_path: Path) -> None:
+    from runner.config.spec import CacheSpec, ServiceSpec
+
+    idle = ServiceSpec("idle", image=job("x").image, command=("sleep", "30"))
+    result, _ = run(
+        tmp_path,
+        job(
+            "ok", "echo x > /usr/local/x; echo y > y", services=(idle,), cache=(CacheSpec("k", ("/root/c",)),)
+        ),
+        job("bad", "exit 1", retry=1),
+    )
+    assert result.jobs["ok"].status == "passed" and result.jobs["bad"].status == "failed"
+    home = tmp_path / "home"
+    assert list((home / "tmp").iterdir()) == []  # root filesystems, workspace copies, env dirs
+    assert not (home / "run").exists() or list((home / "run").iterdir()) == []  # container records
