@@ -242,6 +242,7 @@ def save(
 ) -> list[str]:
     """Copy the paths of each cache out of the job's filesystem into the store; returns details."""
     details: list[str] = []
+    store.sweep()  # scratch directories of runs that crashed mid-save
     for cache in caches:
         scratch = store.scratch()
         result, last = run(save_script(cache.paths), Mount(scratch / "data", MOUNT, readonly=False))

@@ -113,3 +113,14 @@ def test_scripts_quote_paths_and_map_relative_paths_into_the_workspace() -> None
     assert "'/root/it'\"'\"'s here'" in script and "/workspace/build" in script
     restore = restore_script(("/a", "/b"), ("/b", "/c"))
     assert "/run/runner-cache/1" in restore and "/run/runner-cache/0" not in restore and "/c" not in restore
+
+
+def test_sweep_removes_only_stale_scratch_dirs(tmp_path: Path) -> None:
+    store = CacheStore(tmp_path / "caches", budget=1 << 20)
+    save(store, "kept", 10)
+    stale, fresh = store.scratch(), store.scratch()
+    old = time.time() - 2 * 24 * 3600
+    os.utime(stale, (old, old))
+    store.sweep()
+    assert not stale.exists() and fresh.exists()
+    assert store.lookup("kept") is not None
