@@ -17,9 +17,14 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.config.spec import JobSpec, PipelineSpec
+    from runner.settings import Paths
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -178,7 +183,7 @@ def _exec(args: argparse.Namespace) -> int:
             _warn(f"could not remove the workspace copy {scratch}")
 
 
-def _warn_about_secrets(jobs: Any, secrets: dict[str, str]) -> None:
+def _warn_about_secrets(jobs: Sequence[JobSpec], secrets: dict[str, str]) -> None:
     from runner.pipeline.secrets import Masker
 
     wanted = {name for job in jobs for name in job.secrets}
@@ -222,13 +227,13 @@ class _Interrupts:
 
 def _run(
     args: argparse.Namespace,
-    spec: Any,
+    spec: PipelineSpec,
     workspace: Path,
     out_dir: Path,
     secrets: dict[str, str],
     env: dict[str, str],
     git: dict[str, str],
-    paths: Any,
+    paths: Paths,
 ) -> int:
     from runner.commands.console import ConsolePrinter
     from runner.pipeline.engine import run_pipeline
