@@ -53,7 +53,7 @@ def ingest(
     what: str,
     manifest: Manifest | None = None,
     manifest_digest: str | None = None,
-    repo_digest: str | None = None,
+    repo_digests: list[str] | None = None,
     workers: int = 1,
 ) -> ImageRecord:
     """Apply every missing layer (in parallel with `workers` > 1) and record the image.
@@ -115,4 +115,6 @@ def ingest(
         else:
             for index in range(len(layers)):
                 one(index)
-        return store.put_image(config_bytes, chains, manifest_digest=manifest_digest, repo_digest=repo_digest)
+        return store.put_image(
+            config_bytes, chains, manifest_digest=manifest_digest, repo_digests=repo_digests or []
+        )

@@ -168,10 +168,13 @@ class Store:
         """Record that these layers were just used (prune removes the least recently used first)."""
         now = time.time()
         for layer_id in layer_ids:
-            data = read_json(self._meta_path(layer_id))
-            if data is not None and data.get("id") == layer_id:
-                data["last_used"] = now
-                write_json(self._meta_path(layer_id), data)
+            if read_json(self._meta_path(layer_id)) is None:
+                continue  # incomplete: its maker holds the lock and records the time itself
+            with self._layer_lock(layer_id):
+                data = read_json(self._meta_path(layer_id))
+                if data is not None and data.get("id") == layer_id:
+                    data["last_used"] = now
+                    write_json(self._meta_path(layer_id), data)
 
     def _save_layer(self, record: LayerRecord, *, used: bool) -> None:
         if used:
@@ -202,7 +205,7 @@ class Store:
         layer_ids: list[str],
         *,
         manifest_digest: str | None = None,
-        repo_digest: str | None = None,
+        repo_digests: Iterable[str] = (),
     ) -> ImageRecord:
         """Record an image whose layers are all in the store; the image id is the digest of its config."""
         for layer_id in layer_ids:
@@ -219,8 +222,9 @@ class Store:
             record.layers = list(layer_ids)
             if manifest_digest:
                 record.manifest_digest = manifest_digest
-            if repo_digest and repo_digest not in record.repo_digests:
-                record.repo_digests.append(repo_digest)
+            for repo_digest in repo_digests:
+                if repo_digest not in record.repo_digests:
+                    record.repo_digests.append(repo_digest)
             record.last_used = time.time()
             self._save_image(record)
         record.config = self.config(image_id)

@@ -54,10 +54,12 @@ def pull(
         what = ref.familiar()
         data, content_type, digest = client.get_manifest(ref.repository, ref.reference)
         doc = load(data, what)
+        known_as = [f"{ref.name}@{digest}"]  # an index digest names the image too
         if kind(doc, content_type) in INDEX_TYPES:
             entry = pick_platform(parse_index(doc, what), what)
             data, content_type, digest = client.get_manifest(ref.repository, entry.digest)
             doc = load(data, what)
+            known_as.append(f"{ref.name}@{digest}")
         manifest = parse_manifest(doc, what)
         config_bytes = client.get_blob_bytes(ref.repository, manifest.config)
         repo = ref.name
@@ -73,7 +75,7 @@ def pull(
                 what=what,
                 manifest=manifest,
                 manifest_digest=digest,
-                repo_digest=f"{ref.name}@{digest}",
+                repo_digests=known_as,
                 workers=workers,
             )
             if ref.tag is not None:

@@ -6,6 +6,7 @@ umoci, and the kernel's overlayfs to look at an image the way the engine will mo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -94,7 +95,7 @@ def test_pull_image_built_and_pushed_by_buildah(
     config = image_config(store, ref)
     assert config.env == ["PATH=/bin"] and config.cmd == ["/bin/sh"] and config.workdir == "/keep"
     raw = run("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}").stdout
-    assert record.manifest_digest == "sha256:" + __import__("hashlib").sha256(raw.encode()).hexdigest()
+    assert record.manifest_digest == "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
     created = [store.layer(x).created for x in record.layers]  # type: ignore[union-attr]
     again = pull(ref, store)  # everything is in the store: nothing is fetched or applied again
     assert again.id == record.id
@@ -119,16 +120,16 @@ def test_pull_docker_format_through_a_manifest_list(
         listed,
         f"docker://{module_registry.host}/test/list:1",
     )
-    raw = json.loads(
-        run(
-            "skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{module_registry.host}/test/list:1"
-        ).stdout
-    )
-    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
     ref = f"{module_registry.host}/test/list:1"
+    raw_bytes = run("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}").stdout
+    raw = json.loads(raw_bytes)
+    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
     record = pull(ref, store)
     assert len(record.layers) == 2  # the amd64 entry, not the one-layer arm64 decoy
     check_view(store, ref, tmp_path)
+    list_digest = "sha256:" + hashlib.sha256(raw_bytes.encode()).hexdigest()
+    by_digest = f"{module_registry.host}/test/list@{list_digest}"
+    assert store.resolve(by_digest).id == record.id  # the index digest finds it without a pull
 
 
 def test_our_push_read_back_by_skopeo_and_umoci(

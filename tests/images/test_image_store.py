@@ -96,7 +96,7 @@ def test_images_tags_and_resolution(store: Store) -> None:
     for n in (1, 2):
         store.ensure_layer(lid(n), maker())
     record = store.put_image(
-        config(1, [lid(1), lid(2)]), [lid(1), lid(2)], repo_digest=f"localhost/a@{lid(9)}"
+        config(1, [lid(1), lid(2)]), [lid(1), lid(2)], repo_digests=[f"localhost/a@{lid(9)}"]
     )
     store.tag(parse_ref("localhost/a:1"), record.id)
     assert store.resolve("localhost/a:1").id == record.id
