@@ -22,7 +22,7 @@ from pathlib import Path
 from runner.config.spec import JobSpec, PipelineSpec, StepSpec
 from runner.pipeline import RunOptions, run_pipeline
 from runner.pipeline.events import Collector, StepFinished, StepStarted
-from runner.sandbox import ContainerSpec, NetworkNamespace, Rootfs, run
+from runner.sandbox import ContainerSpec, Mount, NetworkNamespace, Rootfs, run
 from runner.settings import Paths
 
 GOAL_MS = 5.0
@@ -69,7 +69,15 @@ def sandbox_alone(steps: int, home: Path) -> float:
     paths = Paths(home / "home")
     workspace = home / "bare"
     workspace.mkdir()
-    spec = ContainerSpec(["/bin/sh", "-e", "-c", "true"], workspace=workspace)
+    env_dir = home / "env"
+    env_dir.mkdir()
+    # the same container a step gets: its shell, the $RUNNER_ENV mount, a CI environment
+    spec = ContainerSpec(
+        ["/bin/sh", "-e", "-c", "true"],
+        env={"CI": "true", "RUNNER_ENV": "/run/runner/env"},
+        workspace=workspace,
+        mounts=[Mount(env_dir, "/run/runner", readonly=False)],
+    )
     with Rootfs.create(paths) as rootfs, NetworkNamespace.create("none") as network:
         run(spec, rootfs=rootfs, network=network, paths=paths)
         began = time.perf_counter()
