@@ -9,7 +9,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -111,7 +111,14 @@ def ingest(
     with store.adding():  # rm and prune wait until the image that uses these layers is recorded
         if workers > 1 and len(layers) > 1:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
-                list(pool.map(one, range(len(layers))))
+                futures = [pool.submit(one, index) for index in range(len(layers))]
+                try:
+                    for future in as_completed(futures):
+                        future.result()
+                except BaseException:
+                    for future in futures:  # the first failure ends the pull: start nothing more
+                        future.cancel()
+                    raise
         else:
             for index in range(len(layers)):
                 one(index)

@@ -229,6 +229,7 @@ def export_archive(store: Store, ref: str, out: Path) -> ImageRecord:
         manifest_desc = Descriptor(OCI_MANIFEST, digest, len(manifest_bytes), platform, annotations)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
         try:
+            os.fchmod(fd, 0o644)
             with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=FORMAT) as tar:
                 _add_bytes(tar, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
                 _add_bytes(tar, "index.json", index_json([manifest_desc]))
