@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,3 +246,38 @@ def test_corrupt_blob_in_registry_refused(
     assert store.images() == [] and store.tags() == {}
     assert all(biggest["digest"] not in layer.blobs for layer in store.all_layers())
     assert list(store.tmp.iterdir()) == []
+
+
+PULL_SCRIPT = """
+import sys
+from pathlib import Path
+from runner.images.store import Store
+from runner.images.transfer import pull
+from runner.settings import Paths
+print(pull(sys.argv[2], Store(Paths(Path(sys.argv[1])))).id)
+"""
+
+
+def test_concurrent_pulls_share_the_work(
+    buildah: Run, built: Built, module_registry: Registry, paths: Paths
+) -> None:
+    buildah_push(buildah, built.top, module_registry, "test/race:1")
+    ref = f"{module_registry.host}/test/race:1"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PULL_SCRIPT, str(paths.home), ref],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1
+    store = Store(paths)
+    assert len(store.images()) == 1
+    assert sorted(p.name for p in paths.layers.iterdir() if p.is_dir()) == sorted(
+        store.layer_path(x).name for x in store.images()[0].layers
+    )
+    assert list(paths.tmp.iterdir()) == []
