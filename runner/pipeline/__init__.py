@@ -8,8 +8,34 @@ attempt: filesystem, network, steps), `services`, `caches`, `artifacts`, `envfil
 `control` (stopping a job), `image` and `reporting` (seams to runner.images and runner.reports).
 """
 
-from runner.pipeline.engine import run_job, run_pipeline
-from runner.pipeline.results import JobResult, PipelineError, PipelineResult, RunOptions, StepResult
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.pipeline.engine import run_job, run_pipeline
+    from runner.pipeline.results import JobResult, PipelineError, PipelineResult, RunOptions, StepResult
+
+_LAZY = {
+    "run_job": "runner.pipeline.engine",
+    "run_pipeline": "runner.pipeline.engine",
+    "JobResult": "runner.pipeline.results",
+    "PipelineError": "runner.pipeline.results",
+    "PipelineResult": "runner.pipeline.results",
+    "RunOptions": "runner.pipeline.results",
+    "StepResult": "runner.pipeline.results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the engine only when it is used: `runner.pipeline.events` stays cheap for sinks and the CLI."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runner.pipeline' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
+
 
 __all__ = [
     "JobResult",
