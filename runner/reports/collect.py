@@ -28,12 +28,16 @@ def collect(workspace: Path, globs: list[str], job: str) -> tuple[list[TestCase]
     root = workspace.resolve()
     warnings: list[str] = []
     cases: list[TestCase] = []
+    read: set[Path] = set()
     for relative in _matches(root, globs, warnings):
         display = relative.as_posix()
         target, problem = _inside(root, root / relative)
         if target is None:
             warnings.append(f"{display}: skipped: {problem}")
             continue
+        if target in read:  # a link to a file already counted under its own name
+            continue
+        read.add(target)
         try:
             found = parse_junit(target, source=display)
         except ReportError as exc:
@@ -60,7 +64,12 @@ def _matches(root: Path, globs: list[str], warnings: list[str]) -> list[PurePosi
             warnings.append(f"report pattern {pattern!r}: {exc}")
             continue
         for match in matches:
-            for path in _expand(match):
+            try:
+                expanded = _expand(match)
+            except OSError as exc:
+                warnings.append(f"report pattern {pattern!r}: {exc.strerror or exc}")
+                continue
+            for path in expanded:
                 relative = PurePosixPath(path.relative_to(root).as_posix())
                 if relative.parts and relative.parts[0] in _SKIPPED_TOP:
                     continue

@@ -6,6 +6,7 @@ that folder falls back to the copy shipped in ``runner/reports/templates/`` (kep
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -31,11 +32,17 @@ def repo_templates() -> Path:
 
 def environment() -> jinja2.Environment:
     """A Jinja environment for report templates: autoescape always on, repository folder first."""
+    folder = repo_templates()
+    return _environment(folder if (folder / REPORT_TEMPLATE).is_file() else None)
+
+
+@functools.cache
+def _environment(folder: Path | None) -> jinja2.Environment:
+    """One environment per template folder, so compiled templates are reused between renders."""
     import jinja2
 
     loaders: list[jinja2.BaseLoader] = []
-    folder = repo_templates()
-    if (folder / REPORT_TEMPLATE).is_file():
+    if folder is not None:
         loaders.append(jinja2.FileSystemLoader(folder))
     loaders.append(jinja2.PackageLoader("runner.reports", "templates"))
     env = jinja2.Environment(

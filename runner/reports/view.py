@@ -18,7 +18,10 @@ from runner.reports.model import FAILING, TestCase, counts
 RUN_STATUSES: Final = frozenset({"passed", "failed", "canceled", "error", "running", "queued"})
 JOB_STATUSES: Final = frozenset({"queued", "running", "passed", "failed", "skipped", "canceled", "error"})
 SLOWEST: Final = 10
+#: Tests listed in the "all tests" table, failing ones first.
 MAX_LISTED_TESTS: Final = 2000
+#: Failing and flaky tests shown with their full message, trace and output; the rest are only listed.
+MAX_DETAILED: Final = 200
 
 
 @dataclass(slots=True)
@@ -82,7 +85,9 @@ class ReportView:
     jobs: list[JobView]
     failed_jobs: list[JobView]
     failures: list[TestCase]
+    hidden_failures: int
     flaky: list[TestCase]
+    hidden_flaky: int
     slowest: list[TestCase]
     suites: list[SuiteView]
     tests: list[TestCase]
@@ -101,6 +106,8 @@ def build_view(summary: Mapping[str, Any], cases: Sequence[TestCase]) -> ReportV
     totals = counts(cases) if cases else _counts(summary.get("tests"))
     status = _text(summary.get("status")) or ("failed" if totals["failed"] + totals["error"] else "passed")
     ordered = sorted(cases, key=_severity)
+    failures = [case for case in cases if case.status in FAILING]
+    flaky = [case for case in cases if case.status == "flaky"]
     job_names = {case.job for case in cases} | {job.name for job in jobs}
     return ReportView(
         status=status if status in RUN_STATUSES else "error",
@@ -112,8 +119,10 @@ def build_view(summary: Mapping[str, Any], cases: Sequence[TestCase]) -> ReportV
         totals=totals,
         jobs=jobs,
         failed_jobs=[job for job in jobs if job.status in ("failed", "error", "canceled")],
-        failures=[case for case in cases if case.status in FAILING],
-        flaky=[case for case in cases if case.status == "flaky"],
+        failures=failures[:MAX_DETAILED],
+        hidden_failures=max(0, len(failures) - MAX_DETAILED),
+        flaky=flaky[:MAX_DETAILED],
+        hidden_flaky=max(0, len(flaky) - MAX_DETAILED),
         slowest=sorted((c for c in cases if c.time > 0), key=lambda c: -c.time)[:SLOWEST],
         suites=_suites(cases),
         tests=ordered[:MAX_LISTED_TESTS],

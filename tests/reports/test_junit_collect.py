@@ -119,3 +119,10 @@ def test_a_pattern_matching_nothing_warns(tmp_path: Path) -> None:
         [],
         ["report pattern 'reports/*.xml': no files match"],
     )
+
+
+def test_a_link_to_a_file_already_matched_counts_once(tmp_path: Path) -> None:
+    real = _write(tmp_path / "reports" / "a.xml", name="once")
+    (tmp_path / "reports" / "b.xml").symlink_to(real)
+    cases, warnings = collect(tmp_path, ["reports/*.xml"], "j")
+    assert ([c.name for c in cases], warnings) == (["once"], [])

@@ -211,3 +211,19 @@ def test_importing_the_package_stays_light() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_thousands_of_failures_keep_the_page_small(tmp_path: Path) -> None:
+    cases = [
+        TestCase(
+            suite="s", classname="c", name=f"t{i}", status="failed", message=f"boom {i}", trace="x" * 5000
+        )
+        for i in range(3000)
+    ]
+    target = tmp_path / "report.html"
+    render_report({"status": "failed"}, cases, target)
+    html = target.read_text(encoding="utf-8")
+    assert html.count('class="failure failed"') == 200
+    assert "… and 2800 more failing tests" in html
+    assert "… and 1000 more tests" in html
+    assert len(html) < 3_000_000
