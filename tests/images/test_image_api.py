@@ -41,7 +41,7 @@ def test_image_config_from_json() -> None:
 
 
 @pytest.mark.kernel
-def test_ensure_image_pulls_only_when_missing(registry: Registry, store: Store, tmp_path: object) -> None:
+def test_ensure_image_pulls_only_when_missing(registry: Registry, store: Store) -> None:
     record = image_from_tars(store, [TarBuilder().file("a", b"1").bytes()], {"Env": ["X=1"], "Cmd": ["/a"]})
     store.tag(parse_ref("localhost/src:1"), record.id)
     ref = f"{registry.host}/api/img:1"
