@@ -217,6 +217,8 @@ class Translator:
                 "less_than_equal": "at most",
             }
             limit = next(iter(ctx.values()), "?")
+            if isinstance(limit, float) and limit.is_integer():
+                limit = int(limit)
             return f"{subject} must be {words[kind]} {limit}, not {got(value)}"
         if kind == "invalid":
             return f"{subject}: {ctx.get('problem', error['msg'])}"

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -54,6 +55,18 @@ def _scalar(value: Any) -> Any:
     raise _expected("a string, number or boolean")
 
 
+def _condition(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        return value
+    raise _expected("true, false or an expression")
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise _expected("a number")
+    return value
+
+
 def _name_check(pattern: re.Pattern[str], what: str) -> Any:
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
@@ -89,6 +102,9 @@ _UNIT_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "s
 
 _SCALAR_SCHEMA = {"type": ["string", "number", "boolean", "null"]}
 Scalar = Annotated[Any, PlainValidator(_scalar), WithJsonSchema(_SCALAR_SCHEMA)]
+Condition = Annotated[Any, PlainValidator(_condition), WithJsonSchema({"type": ["boolean", "string"]})]
+PositiveFloat = Annotated[float, Field(gt=0), BeforeValidator(_not_bool)]
+Count = Annotated[int, BeforeValidator(_not_bool)]
 EnvName = Annotated[str, AfterValidator(_name_check(_ENV_NAME, "variable name"))]
 JobName = Annotated[str, AfterValidator(_name_check(_JOB_NAME, "job name"))]
 EnvMap = dict[EnvName, Scalar]
@@ -185,8 +201,8 @@ class Resources(_Strict):
     """Limits applied to every step and service of the job."""
 
     memory: Size | None = Field(None, description="Memory limit, e.g. 512M or 1G.")
-    cpus: float | None = Field(None, gt=0, description="CPU quota in CPUs, e.g. 1.5.")
-    pids: int | None = Field(None, ge=1, description="Maximum number of tasks.")
+    cpus: PositiveFloat | None = Field(None, description="CPU quota in CPUs, e.g. 1.5.")
+    pids: Count | None = Field(None, ge=1, description="Maximum number of tasks.")
 
 
 class Cache(_Strict):
@@ -250,9 +266,9 @@ class Job(_Strict):
         None, description="none (default), bridge (outbound only) or host."
     )
     timeout: Duration | None = Field(None, description="Time limit of the whole job.")
-    retry: int = Field(0, ge=0, le=10, description="Reruns of a failed job.")
+    retry: Count = Field(0, ge=0, le=10, description="Reruns of a failed job.")
     allow_failure: bool = Field(False, description="A failure does not fail the pipeline.")
-    if_: bool | str = Field(True, alias="if", description="Run the job only when this is true.")
+    if_: Condition = Field(True, alias="if", description="Run the job only when this is true.")
     cache: list[Cache] = Field(default_factory=list)
     secrets: list[EnvName] = Field(default_factory=list, description="Secrets injected as environment.")
     steps: list[StepField] = Field(min_length=1, description="The steps, in order.")

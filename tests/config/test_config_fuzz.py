@@ -120,6 +120,38 @@ def test_random_jobs(job: dict[str, Any], name: str) -> None:
     load_or_error(to_yaml({"jobs": {name: job}}))
 
 
+NEARLY_VALID_JOB = st.fixed_dictionaries(
+    {"steps": st.lists(st.sampled_from(["make", "echo ${{ matrix.py }}", "echo ${{ env.A }}"]), min_size=1)},
+    optional={
+        "matrix": st.fixed_dictionaries(
+            {"py": st.lists(SCALARS, max_size=3)},
+            optional={
+                "include": st.lists(
+                    st.dictionaries(st.sampled_from(["py", "os"]), SCALARS, max_size=2), max_size=2
+                ),
+                "exclude": st.lists(st.dictionaries(st.just("py"), SCALARS, max_size=1), max_size=2),
+            },
+        ),
+        "env": st.dictionaries(st.sampled_from(["A", "B"]), SCALARS, max_size=2),
+        "timeout": SCALARS,
+        "if": SCALARS,
+        "needs": st.lists(st.sampled_from(["a", "b", "c"]), max_size=2),
+        "resources": st.fixed_dictionaries(
+            {}, optional={"memory": SCALARS, "cpus": SCALARS, "pids": SCALARS}
+        ),
+        "services": st.dictionaries(
+            st.just("db"), st.dictionaries(st.sampled_from(["image", "command", "ready_timeout"]), STRUCTURES)
+        ),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["a", "b", "c"]), NEARLY_VALID_JOB, min_size=1, max_size=3))
+def test_nearly_valid_pipelines(jobs: dict[str, Any]) -> None:
+    load_or_error(to_yaml({"jobs": jobs}))
+
+
 def test_renderer_round_trips_simple_values() -> None:
     from runner.config.yamlsource import parse_yaml
 
