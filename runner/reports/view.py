@@ -94,6 +94,7 @@ class ReportView:
     hidden_tests: int
     ticks: list[tuple[float, str]]
     multi_job: bool
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_view(summary: Mapping[str, Any], cases: Sequence[TestCase]) -> ReportView:
@@ -129,7 +130,17 @@ def build_view(summary: Mapping[str, Any], cases: Sequence[TestCase]) -> ReportV
         hidden_tests=max(0, len(ordered) - MAX_LISTED_TESTS),
         ticks=[(pct, format_duration(span * pct / 100)) for pct in (0, 25, 50, 75, 100)] if span else [],
         multi_job=len(job_names) > 1,
+        warnings=_warnings(summary, raw_jobs),
     )
+
+
+def _warnings(summary: Mapping[str, Any], jobs: list[Mapping[str, Any]]) -> list[str]:
+    """Optional ``warnings`` lists (of the run and of each job), such as `collect`'s skipped files."""
+    found = [_text(w) for w in _list(summary.get("warnings")) if _text(w)]
+    for job in jobs:
+        name = _text(job.get("name"))
+        found.extend(f"{name}: {_text(w)}" for w in _list(job.get("warnings")) if _text(w))
+    return found
 
 
 def _job(job: Mapping[str, Any], cases: Sequence[TestCase], origin: float | None, span: float) -> JobView:

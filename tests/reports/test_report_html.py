@@ -227,3 +227,16 @@ def test_thousands_of_failures_keep_the_page_small(tmp_path: Path) -> None:
     assert "… and 2800 more failing tests" in html
     assert "… and 1000 more tests" in html
     assert len(html) < 3_000_000
+
+
+def test_collection_warnings_are_shown(tmp_path: Path) -> None:
+    summary = {
+        "status": "passed",
+        "warnings": ["report pattern 'x/*.xml': no files match"],
+        "jobs": [{"name": "unit", "status": "passed", "warnings": ["reports/evil.xml: skipped: outside"]}],
+    }
+    target = tmp_path / "report.html"
+    render_report(summary, [], target)
+    text = " ".join(_check(target.read_text(encoding="utf-8")).text)
+    assert "report pattern 'x/*.xml': no files match" in text
+    assert "unit: reports/evil.xml: skipped: outside" in text
