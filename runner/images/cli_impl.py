@@ -52,6 +52,8 @@ def _guard(action: Callable[[], int]) -> int:
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         print(f"error:{where}: {exc.strerror or exc}", file=sys.stderr)
+    except Exception as exc:  # a bug of ours: still one line, never a traceback
+        print(f"error: unexpected {type(exc).__name__}: {exc} (please report this)", file=sys.stderr)
     return 1
 
 

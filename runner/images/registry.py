@@ -103,13 +103,16 @@ class RegistryClient:
         headers = {"Authorization": basic_header(self._creds)} if self._creds else {}
         try:
             reply = self.http.get(params["realm"], params=urlencode(query), headers=headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ImageError(f"{self.registry}: token service {params['realm']} unreachable: {exc}") from None
         if reply.status_code != 200:
             hint = "" if self._creds else " (no credentials: set RUNNER_REGISTRY_AUTH or docker login)"
             raise ImageError(f"{self.registry}: token refused for {scope}: {_error_text(reply)}{hint}")
-        body = reply.json()
-        token = body.get("token") or body.get("access_token")
+        try:
+            body = reply.json()
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
         if not token:
             raise ImageError(f"{self.registry}: token service answered without a token")
         with self._lock:

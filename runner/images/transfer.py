@@ -89,6 +89,8 @@ def pull(
 def push(text: str, store: Store, *, source: str | None = None, client: RegistryClient | None = None) -> str:
     """Push the image `source` (default: `text` itself) to the reference `text`; returns its digest."""
     ref = parse_ref(text)
+    if ref.tag is None:
+        raise ImageError(f"cannot push to {text}: name a tag to push to, not only a digest")
     record = store.resolve(source or text)
     own = client is None
     client = client or RegistryClient(ref.registry)
