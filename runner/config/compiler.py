@@ -45,7 +45,7 @@ class _JobScope:
     """Evaluation of one expanded job's strings, recording failures as diagnostics."""
 
     def __init__(self, compiler: Compiler, name: str, base: str, combo: dict[str, Any]) -> None:
-        self.c = compiler
+        self.compiler = compiler
         self.name = name
         self.base = base
         self.combo = combo
@@ -55,16 +55,16 @@ class _JobScope:
         return {
             "matrix": ex.Namespace("matrix", self.combo),
             "env": ex.Namespace("env", env),
-            "git": self.c.git,
+            "git": self.compiler.git,
             "job": ex.Namespace("job", {"name": self.name, "base_name": self.base}),
-            "hash_files": self.c.hash_files,
+            "hash_files": self.compiler.hash_files,
         }
 
     def fail(self, path: YamlPath, message: str, value: str | None = None, offset: int = 0) -> None:
-        doc = self.c.doc
+        doc = self.compiler.doc
         pos = doc.text_position(path, value, offset) if value is not None else doc.position(path)
         suffix = f" (in job '{self.name}')" if self.combo else ""
-        self.c.errors.append(Diagnostic(pos.file, pos.line, pos.column, message + suffix))
+        self.compiler.errors.append(Diagnostic(pos.file, pos.line, pos.column, message + suffix))
 
     def text(self, path: YamlPath, value: Any, env: dict[str, str] | None = None) -> str:
         raw = scalar_text(value)
@@ -89,6 +89,8 @@ class _JobScope:
             return None
         if isinstance(value, str):
             value = self.text(path, value)
+            if ex.START in value:
+                return None  # the expression failed and is reported already
         try:
             return parse(value)
         except ValueError as exc:
@@ -106,6 +108,8 @@ class _JobScope:
 
 
 class Compiler:
+    """One compilation: expands every job's matrix, then builds a JobSpec per combination."""
+
     def __init__(self, doc: Document, context: EvalContext) -> None:
         self.doc = doc
         self.context = context
@@ -227,7 +231,9 @@ class Compiler:
         if entry.copy_ is not None:
             src = scope.text((*path, "copy"), entry.copy_)
             if src.startswith("/") or ".." in src.split("/"):
-                scope.fail((*path, "copy"), f"copy source '{src}' must be relative to the build context")
+                scope.fail(
+                    (*path, "copy"), f"'{src}' must be relative to the build context and stay inside it"
+                )
             dest = scope.text((*path, "to"), entry.to) if entry.to else posixpath.join("/src", src)
             return spec.BuildInstruction("copy", (src, dest))
         if entry.run is not None:

@@ -98,6 +98,13 @@ def _workspace_glob(value: str) -> str:
     return value
 
 
+def _context_path(value: str) -> str:
+    if EXPRESSION_START not in value and (value.startswith("/") or ".." in value.split("/")):
+        problem = f"'{value}' must be relative to the build context and stay inside it"
+        raise PydanticCustomError("invalid", "{problem}", {"problem": problem})
+    return value
+
+
 _UNIT_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}
 
 _SCALAR_SCHEMA = {"type": ["string", "number", "boolean", "null"]}
@@ -122,6 +129,7 @@ StrList = Annotated[
     Annotated[str, Tag("str")] | Annotated[list[str], Tag("list")], _by_kind("a string or a list of strings")
 ]
 NonEmpty = Annotated[str, Field(min_length=1)]
+ContextPath = Annotated[str, Field(min_length=1), AfterValidator(_context_path)]
 WorkspaceGlob = Annotated[str, Field(min_length=1), AfterValidator(_workspace_glob)]
 GlobList = Annotated[
     Annotated[WorkspaceGlob, Tag("str")] | Annotated[list[WorkspaceGlob], Tag("list")],
@@ -137,7 +145,7 @@ class _Strict(BaseModel):
 class BuildStep(_Strict):
     """One layer of an image built for a job: exactly one of copy, run, env, workdir."""
 
-    copy_: NonEmpty | None = Field(
+    copy_: ContextPath | None = Field(
         None, alias="copy", description="A context file or directory, copied to `to` (default /src/SRC)."
     )
     to: NonEmpty | None = Field(None, description="Destination of `copy` inside the image.")

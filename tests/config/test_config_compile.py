@@ -284,3 +284,20 @@ def test_anchors_and_merge_keys() -> None:
 def test_minimal_file() -> None:
     pipeline = compile_pipeline(load(DATA / "minimal.yml"))
     assert [(j.name, j.steps[0].run) for j in pipeline.jobs] == [("hello", "echo hello")]
+
+
+def test_a_failed_expression_is_reported_once() -> None:
+    text = "jobs:\n  t:\n    timeout: ${{ nope.x }}\n    steps: [x]\n"
+    with pytest.raises(ConfigError) as caught:
+        load(Path("ci.yml"), text=text)
+    assert str(caught.value) == "ci.yml:3:14: unknown name 'nope' in expression ${{ nope.x }}"
+    text = "jobs:\n  t:\n    timeout: ${{ env.T }}\n    steps: [x]\n"
+    assert compile_error(text) == ["ci.yml:3:14: in expression ${{ env.T }}: 'env' has no 'T' (known: none)"]
+    assert compile_text(text, EvalContext(extra_env={"T": "1m"})).job("t").timeout == 60
+
+
+def test_copy_source_evaluated_outside_the_context() -> None:
+    text = "jobs:\n  t:\n    image: {build: [{copy: '${{ git.repo }}/x'}]}\n    steps: [x]\n"
+    assert compile_error(text, EvalContext(git={"repo": ".."})) == [
+        "ci.yml:3:28: '../x' must be relative to the build context and stay inside it"
+    ]
