@@ -1,0 +1,1 @@
+"""Reusable test helpers: real services (redis-server) started on free loopback ports."""
