@@ -38,15 +38,19 @@ def flocked(path: Path, *, exclusive: bool = True, blocking: bool = True) -> Ite
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so a reader sees the old or the new content, never a mix."""
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace `path` with `data` so a reader sees the old or the new content, never a mix.
+
+    `durable=False` skips the fsync, for bookkeeping (such as last-used times) a crash may lose.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -54,8 +58,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def write_json(path: Path, value: Any) -> None:
-    atomic_write(path, json.dumps(value, indent=1, sort_keys=True).encode())
+def write_json(path: Path, value: Any, *, durable: bool = True) -> None:
+    atomic_write(path, json.dumps(value, indent=1, sort_keys=True).encode(), durable=durable)
 
 
 def read_json(path: Path) -> Any:

@@ -174,7 +174,7 @@ class Store:
                 data = read_json(self._meta_path(layer_id))
                 if data is not None and data.get("id") == layer_id:
                     data["last_used"] = now
-                    write_json(self._meta_path(layer_id), data)
+                    write_json(self._meta_path(layer_id), data, durable=False)  # a crash only ages it
 
     def _save_layer(self, record: LayerRecord, *, used: bool) -> None:
         if used:
