@@ -281,3 +281,26 @@ def test_concurrent_pulls_share_the_work(
         store.layer_path(x).name for x in store.images()[0].layers
     )
     assert list(paths.tmp.iterdir()) == []
+
+
+def test_pull_zstd_layers(
+    buildah: Run, built: Built, module_registry: Registry, store: Store, tmp_path: Path
+) -> None:
+    buildah_push(
+        buildah, built.top, module_registry, "test/zstd:1", "--format", "oci", "--compression-format", "zstd"
+    )
+    ref = f"{module_registry.host}/test/zstd:1"
+    manifest = json.loads(run("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}").stdout)
+    assert {x["mediaType"] for x in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    pull(ref, store)
+    check_view(store, ref, tmp_path)
+
+
+def test_https_unless_the_registry_is_listed_insecure(
+    module_registry: Registry, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNNER_INSECURE_REGISTRIES", "registry.internal")
+    with pytest.raises(ImageError) as info:
+        pull(f"{module_registry.host}/test/img:oci", store)  # a plain-HTTP registry, spoken to over TLS
+    assert str(info.value).startswith(f"{module_registry.host}: GET") and "\n" not in str(info.value)
+    assert store.images() == []
