@@ -19,7 +19,9 @@ KNOWN = {
     "FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "WORKDIR", "USER", "LABEL", "ENTRYPOINT", "CMD",
     "EXPOSE", "SHELL", "STOPSIGNAL", "VOLUME", "MAINTAINER", "HEALTHCHECK", "ONBUILD",
 }  # fmt: skip
-_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<op>[-+])(?P<word>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+_VAR = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<op>[-+])(?P<word>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,9 @@ def parse(text: str, file: str = "Dockerfile") -> Dockerfile:
         keyword = keyword.upper()
         if keyword not in KNOWN:
             raise ImageError(f"{file}:{line}: unknown instruction {keyword!r}")
-        flags, rest = _flags(rest.strip()) if keyword in {"FROM", "COPY", "ADD", "RUN"} else ({}, rest.strip())
+        flags, rest = (
+            _flags(rest.strip()) if keyword in {"FROM", "COPY", "ADD", "RUN"} else ({}, rest.strip())
+        )
         instruction = Instruction(keyword, rest, line, flags)
         if keyword == "FROM":
             words = rest.split()
@@ -190,7 +194,12 @@ def key_values(instruction: Instruction, variables: dict[str, str], file: str) -
         key, sep, value = word.partition("=")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
             raise ImageError(f"{file}:{instruction.line}: invalid name {key!r} in {instruction.keyword}")
-        pairs.append((key, substitute(value, variables) if sep else ("\0unset" if instruction.keyword == "ARG" else "")))
+        pairs.append(
+            (
+                key,
+                substitute(value, variables) if sep else ("\0unset" if instruction.keyword == "ARG" else ""),
+            )
+        )
     return pairs
 
 

@@ -32,17 +32,27 @@ class Stats:
     oom_kills: int = 0
 
 
-def _read(path: Path) -> str:
+def _read(path: Path | str) -> str:
+    """A cgroup file's content ('' if absent), with plain os calls: this runs several times per container."""
     try:
-        return path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return ""
-
-
-def _write(path: Path, value: str) -> None:
     try:
-        with open(path, "w") as f:
-            f.write(value)
+        return os.read(fd, 65536).decode()
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+def _write(path: Path | str, value: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise SandboxError(f"cannot write {value.strip()!r} to {path}: {exc.strerror}") from None
 

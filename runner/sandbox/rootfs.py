@@ -217,8 +217,6 @@ class Rootfs:
                     )
                 )
             return overlays
-        if not layers:
-            raise SandboxError("an image needs at least one layer")
         skeleton = str(host_image(self.paths).skeleton)
         return [Overlay("", (*layers, skeleton), str(self.dir / "u"), str(self.dir / "w"))]
 

@@ -1,0 +1,467 @@
+"""Image builds with content-keyed layer caching: Dockerfiles and the ci.yml `image: {from, build}` form.
+
+A step's cache key is a digest of its parent's key, the instruction, the build environment in effect
+(ARG/ENV, workdir, user, shell) and, for COPY/ADD, the paths, modes and contents it copies (never
+mtimes). A key already in the store costs nothing: no container, no copy. A RUN runs in a sandbox over
+its parent's layers, and the container's upper directory becomes the layer by rename; a COPY writes
+its layer directly. Every step is printed as CACHED or built, with its short key and, for a miss, why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.images import context as ctx
+from runner.images import dockerfile as df
+from runner.images.errors import ImageError
+from runner.images.fsutil import read_json, write_json
+from runner.images.reference import is_host
+from runner.images.store import Store
+from runner.settings import Paths
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BASE_LABEL = "org.runner.base"  # "host" when the image's layers sit on the host image
+Printer = Callable[[str], None]
+
+
+@dataclass
+class State:
+    """An image being built: its base, layers (bottom first), config and the cache key chain so far."""
+
+    base: str | None  # "host" or None (layers alone, over the bare skeleton)
+    layers: list[str]
+    config: dict[str, Any]
+    key: str
+    args: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for entry in self.config.get("Env") or []:
+            k, _, v = entry.partition("=")
+            out[k] = v
+        return out
+
+    def set_env(self, key: str, value: str) -> None:
+        env = self.env()
+        env[key] = value
+        self.config["Env"] = [f"{k}={v}" for k, v in env.items()]
+
+
+@dataclass
+class BuiltImage:
+    image_id: str
+    base: str | None
+    layer_dirs: list[Path]  # top first, as overlay lowerdir= wants them
+    config: dict[str, Any]
+    steps: int = 0
+    cached: int = 0
+
+
+def host_identity() -> str:
+    """What the `host` image is made of on this machine: cached layers built on another host never match."""
+    digest = hashlib.sha256(b"host\0")
+    for path in (
+        "/etc/os-release",
+        "/var/lib/dpkg/status",
+        "/var/lib/rpm/rpmdb.sqlite",
+        "/lib/apk/db/installed",
+    ):
+        try:
+            with open(path, "rb") as f:
+                digest.update(path.encode() + b"\0" + f.read())
+        except OSError:
+            continue
+    digest.update(os.uname().machine.encode())
+    return digest.hexdigest()
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Builder:
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        store: Store | None = None,
+        no_cache: bool = False,
+        out: Printer = print,
+        network: str | None = None,
+        log: Callable[[str, bytes], None] | None = None,
+    ) -> None:
+        self.paths = paths
+        self.store = store or Store(paths)
+        self.no_cache = no_cache
+        self.out = out
+        self.network = network or os.environ.get("RUNNER_BUILD_NETWORK", "host")
+        self.log = log or (lambda stream, line: out("  " + line.decode(errors="replace")))
+        self.index_dir = paths.images / "buildcache"
+
+    # ---- entry points ----------------------------------------------------------------------------------
+
+    def build_dockerfile(
+        self,
+        file: Path,
+        context: Path,
+        *,
+        tag: str | None = None,
+        build_args: dict[str, str] | None = None,
+        target: str | None = None,
+    ) -> BuiltImage:
+        try:
+            text = file.read_text()
+        except OSError as exc:
+            raise ImageError(f"cannot read {file}: {exc.strerror}") from None
+        parsed = df.parse(text, file.name)
+        build_args = build_args or {}
+        global_vars: dict[str, str] = {}
+        for arg in parsed.global_args:
+            for k, v in df.key_values(arg, global_vars, parsed.file):
+                global_vars[k] = build_args.get(k, "" if v == "\0unset" else v)
+        stages: dict[str, State] = {}
+        last = parsed.stages[-1] if target is None else parsed.stage(target)
+        if last is None:
+            raise ImageError(f"{parsed.file}: no stage named {target!r}")
+        state: State | None = None
+        total = sum(len(s.instructions) + 1 for s in parsed.stages[: last.index + 1])
+        counter = [0]
+        for stage in parsed.stages[: last.index + 1]:
+            base_name = df.substitute(stage.base, global_vars)
+            counter[0] += 1
+            self.out(f"[{counter[0]}/{total}] FROM {base_name}" + (f" AS {stage.name}" if stage.name else ""))
+            state = self._base(base_name, stages)
+            state.args = dict(global_vars)
+            for instruction in stage.instructions:
+                counter[0] += 1
+                state = self._step(
+                    state, instruction, context, stages, build_args, parsed.file, counter[0], total
+                )
+            stages[stage.name or str(stage.index)] = state
+            stages[str(stage.index)] = state
+        assert state is not None
+        return self._finish(state, tag)
+
+    def build_steps(
+        self, base: str, steps: list[df.Instruction], context: Path, *, tag: str | None = None
+    ) -> BuiltImage:
+        """The ci.yml form: `from:` and `build:` entries already turned into instructions."""
+        total = len(steps) + 1
+        self.out(f"[1/{total}] FROM {base}")
+        state = self._base(base, {})
+        for number, instruction in enumerate(steps, 2):
+            state = self._step(state, instruction, context, {}, {}, "ci.yml", number, total)
+        return self._finish(state, tag)
+
+    # ---- steps -----------------------------------------------------------------------------------------
+
+    def _base(self, name: str, stages: dict[str, State]) -> State:
+        if name.lower() in stages:
+            s = stages[name.lower()]
+            return State(s.base, list(s.layers), json.loads(json.dumps(s.config)), s.key)
+        if is_host(name):
+            return State("host", [], {"Env": [f"PATH={DEFAULT_PATH}"]}, _key("host", host_identity()))
+        if name == "scratch":
+            return State(None, [], {}, _key("scratch"))
+        from runner.images import ensure_image
+
+        record = ensure_image(self.store, name)
+        config = dict(record.config.get("config") or {})
+        base = (config.get("Labels") or {}).get(BASE_LABEL)
+        return State(base, list(record.layers), config, _key("image", record.id))
+
+    def _step(
+        self,
+        state: State,
+        ins: df.Instruction,
+        context: Path,
+        stages: dict[str, State],
+        build_args: dict[str, str],
+        file: str,
+        number: int,
+        total: int,
+    ) -> State:
+        variables = {**state.args, **state.env()}
+        kw = ins.keyword
+        flags = "".join(f"--{k}={v} " for k, v in ins.flags.items())
+        header = f"[{number}/{total}] {kw} {flags}{ins.args}".rstrip()
+        if kw in ("ENV", "LABEL", "ARG"):
+            for k, v in df.key_values(ins, variables, file):
+                if kw == "ENV":
+                    state.set_env(k, v)
+                elif kw == "LABEL":
+                    state.config.setdefault("Labels", {})[k] = v
+                else:
+                    state.args[k] = build_args.get(k, "" if v == "\0unset" else v)
+            state.key = _key(state.key, kw, ins.args, variables if kw != "ARG" else state.args)
+            self.out(header)
+            return state
+        if kw in ("WORKDIR", "USER", "CMD", "ENTRYPOINT", "EXPOSE", "SHELL", "STOPSIGNAL", "VOLUME"):
+            self._config(state, ins, variables, file)
+            state.key = _key(state.key, kw, state.config)
+            self.out(header)
+            return state
+        if kw in ("MAINTAINER", "HEALTHCHECK", "ONBUILD"):
+            self.out(f"{header}  (ignored)")
+            return state
+        if kw == "RUN":
+            return self._run(state, ins, variables, header)
+        return self._copy(state, ins, variables, context, stages, file, header)
+
+    def _config(self, state: State, ins: df.Instruction, variables: dict[str, str], file: str) -> None:
+        kw, args = ins.keyword, ins.args.strip()
+        if kw == "WORKDIR":
+            path = df.substitute(args, variables)
+            state.config["WorkingDir"] = os.path.normpath(
+                os.path.join(state.config.get("WorkingDir") or "/", path)
+            )
+        elif kw == "USER":
+            state.config["User"] = df.substitute(args, variables)
+        elif kw in ("CMD", "ENTRYPOINT", "SHELL"):
+            form = ins.json_form()
+            if kw == "SHELL" and form is None:
+                raise ImageError(
+                    f'{file}:{ins.line}: SHELL needs the JSON form, e.g. SHELL ["/bin/bash", "-c"]'
+                )
+            value = form if form is not None else [*self._shell(state), args]
+            state.config[{"CMD": "Cmd", "ENTRYPOINT": "Entrypoint", "SHELL": "Shell"}[kw]] = value
+        elif kw == "EXPOSE":
+            ports = state.config.setdefault("ExposedPorts", {})
+            for port in df.substitute(args, variables).split():
+                ports[port if "/" in port else f"{port}/tcp"] = {}
+        elif kw == "STOPSIGNAL":
+            state.config["StopSignal"] = df.substitute(args, variables)
+        elif kw == "VOLUME":
+            form = ins.json_form() or args.split()
+            volumes = state.config.setdefault("Volumes", {})
+            for v in form:
+                volumes[df.substitute(v, variables)] = {}
+
+    def _shell(self, state: State) -> list[str]:
+        return list(state.config.get("Shell") or ["/bin/sh", "-c"])
+
+    def _run(self, state: State, ins: df.Instruction, variables: dict[str, str], header: str) -> State:
+        form = ins.json_form()
+        argv = form if form is not None else [*self._shell(state), ins.args]
+        workdir = state.config.get("WorkingDir") or "/"
+        user = state.config.get("User") or "0"
+        env = {**state.env(), **{k: v for k, v in state.args.items() if k not in state.env()}}
+        env.setdefault("PATH", DEFAULT_PATH)
+        key = _key(state.key, "RUN", argv, env, workdir, user)
+        return self._layer(
+            state,
+            key,
+            header,
+            ("RUN", argv),
+            lambda dest: self._run_into(state, argv, env, workdir, user, dest),
+        )
+
+    def _run_into(
+        self, state: State, argv: list[str], env: dict[str, str], workdir: str, user: str, dest: Path
+    ) -> None:
+        from runner.sandbox import ContainerSpec, NetworkNamespace, Rootfs, SandboxError, run
+
+        uid, gid = _user_ids(user)
+        rootfs = Rootfs.create(self.paths, layers=self._dirs(state), base=state.base)
+        try:
+            for target, upper in rootfs.uppers().items():  # the working directory exists before the command
+                prefix = "/" + target if target else ""
+                if workdir == prefix or workdir.startswith(prefix + "/") or not target:
+                    best = upper
+            (best / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            spec = ContainerSpec(argv=argv, env=env, cwd=workdir, uid=uid, gid=gid, hostname="build")
+            try:
+                with NetworkNamespace.create(self.network) as net:
+                    result = run(spec, rootfs=rootfs, network=net, on_output=self.log, paths=self.paths)
+            except SandboxError as exc:
+                raise ImageError(f"RUN could not start: {exc}") from None
+            if not result.ok:
+                what = result.reason if result.reason != "exited" else f"exit code {result.exit_code}"
+                raise ImageError(f"RUN {' '.join(argv[-1:])!s} failed ({what})")
+            rootfs.close_templates()
+            uppers = rootfs.uppers()
+            root_upper = uppers.pop("")
+            for target, upper in uppers.items():  # host base: /usr and /etc changes become usr/ and etc/
+                if any(upper.iterdir()):
+                    os.rename(upper, root_upper / target)
+            os.rename(root_upper, dest)
+        finally:
+            rootfs.destroy()
+
+    def _copy(
+        self,
+        state: State,
+        ins: df.Instruction,
+        variables: dict[str, str],
+        context: Path,
+        stages: dict[str, State],
+        file: str,
+        header: str,
+    ) -> State:
+        sources, dest = df.copy_args(ins, variables, file)
+        if not dest.startswith("/"):
+            dest = os.path.join(state.config.get("WorkingDir") or "/", dest) + (
+                "/" if dest.endswith("/") else ""
+            )
+        owner = _owner(ins.flags.get("chown", ""), file, ins.line)
+        mode = int(ins.flags["chmod"], 8) if ins.flags.get("chmod") else None
+        if ins.flags.get("from"):
+            return self._copy_from(state, ins, sources, dest, stages, owner, header)
+        rules = ctx.load_dockerignore(context)
+        try:
+            paths = ctx.expand_sources(context, sources, rules)
+        except ImageError as exc:
+            raise ImageError(f"{file}:{ins.line}: {exc}") from None
+        digest = ctx.content_digest(context, paths, rules)
+        key = _key(state.key, ins.keyword, sources, dest, owner, mode, digest)
+
+        def make(layer: Path) -> None:
+            layer.mkdir()
+            ctx.copy_into_layer(context, paths, dest, layer, rules, owner, mode)
+
+        return self._layer(state, key, header, (ins.keyword, sources, dest, owner), make, files=digest)
+
+    def _copy_from(
+        self,
+        state: State,
+        ins: df.Instruction,
+        sources: list[str],
+        dest: str,
+        stages: dict[str, State],
+        owner: tuple[int, int],
+        header: str,
+    ) -> State:
+        name = ins.flags["from"].lower()
+        source = stages.get(name)
+        if source is None:
+            source = self._base(ins.flags["from"], stages)  # an image reference
+        key = _key(state.key, "COPY --from", source.key, sources, dest, owner)
+
+        def make(layer: Path) -> None:
+            from runner.sandbox import Rootfs
+            from runner.sandbox.copyout import copy_out
+
+            layer.mkdir()
+            with Rootfs.create(self.paths, layers=self._dirs(source), base=source.base) as rootfs:
+                for src in sources:
+                    copy_out(rootfs, src, layer, dest, owner)
+
+        return self._layer(state, key, header, ("COPY --from", name, sources, dest), make)
+
+    # ---- layers and the cache --------------------------------------------------------------------------
+
+    def _layer(
+        self,
+        state: State,
+        key: str,
+        header: str,
+        what: Any,
+        make: Callable[[Path], None],
+        *,
+        files: str | None = None,
+    ) -> State:
+        layer_id = "sha256:" + key
+        short = key[:12]
+        if not self.no_cache and self.store.layer(layer_id) is not None:
+            self.out(f"{header}\n  CACHED {short}")
+            self.store.touch_layers([layer_id])
+            self.cached += 1
+            self._missed = False
+        else:
+            reason = self._miss_reason(state.key, what, files)
+            self.out(f"{header}\n  building {short} ({reason})")
+            started = time.monotonic()
+            staging = self.paths.tmp / f"b{uuid.uuid4().hex[:12]}"
+            try:
+                make(staging)
+                if self.no_cache and self.store.layer(layer_id) is not None:
+                    self.store._remove_layer(layer_id)
+                self.store.commit_layer(staging, layer_id, parent=state.layers[-1] if state.layers else None)
+            finally:
+                if staging.exists():
+                    shutil.rmtree(staging, ignore_errors=True)
+            self._remember(state.key, what, files, key)
+            self._missed = True
+            self.out(f"  built {short} in {time.monotonic() - started:.2f}s")
+        self.steps += 1
+        state.layers.append(layer_id)
+        state.key = key
+        return state
+
+    steps = 0
+    cached = 0
+    _missed = False
+
+    def _index(self, parent: str) -> Path:
+        return self.index_dir / f"{parent[:32]}.json"
+
+    def _remember(self, parent: str, what: Any, files: str | None, key: str) -> None:
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        data = read_json(self._index(parent)) or {}
+        data[json.dumps(what, default=str)] = {"files": files, "key": key}
+        write_json(self._index(parent), data)
+
+    def _miss_reason(self, parent: str, what: Any, files: str | None) -> str:
+        """Why a step missed, from what earlier builds recorded under the same parent layer."""
+        if self.no_cache:
+            return "--no-cache"
+        known = read_json(self._index(parent))
+        if known is None:
+            return "the step before it was rebuilt" if self._missed else "not built before"
+        seen = known.get(json.dumps(what, default=str))
+        if seen is None:
+            return "instruction new or changed"
+        if files is not None and seen.get("files") != files:
+            return "the copied files changed"
+        return "layer no longer in the store"
+
+    def _dirs(self, state: State) -> list[Path]:
+        return [self.store.layer_path(layer_id) for layer_id in reversed(state.layers)]
+
+    def _finish(self, state: State, tag: str | None) -> BuiltImage:
+        config = dict(state.config)
+        if state.base:
+            config.setdefault("Labels", {})[BASE_LABEL] = state.base
+        document = {
+            "architecture": "amd64" if os.uname().machine == "x86_64" else os.uname().machine,
+            "os": "linux",
+            "config": config,
+            # our layer ids until the image is packed for export or push, where the real diff_ids replace them
+            "rootfs": {"type": "layers", "diff_ids": list(state.layers)},
+        }
+        config_bytes = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        with self.store.adding():
+            record = self.store.put_image(config_bytes, list(state.layers))
+        if tag:
+            from runner.images.reference import parse_ref
+
+            self.store.tag(parse_ref(tag), record.id)
+        self.out(f"image {record.id[7:19]}" + (f" tagged {tag}" if tag else ""))
+        return BuiltImage(record.id, state.base, self._dirs(state), config, self.steps, self.cached)
+
+
+def _user_ids(user: str) -> tuple[int, int]:
+    name, _, group = user.partition(":")
+    if name.isdigit() and (not group or group.isdigit()):
+        return int(name), int(group or name)
+    if name in ("", "root"):
+        return 0, 0
+    raise ImageError(f"USER {user!r}: only numeric uid[:gid] or root are supported in builds")
+
+
+def _owner(chown: str, file: str, line: int) -> tuple[int, int]:
+    if not chown:
+        return 0, 0
+    try:
+        return _user_ids(chown)
+    except ImageError:
+        raise ImageError(f"{file}:{line}: --chown={chown}: use numeric uid[:gid]") from None
