@@ -284,12 +284,12 @@ def test_concurrent_pulls_share_the_work(
 
 
 def test_pull_zstd_layers(
-    buildah: Run, built: Built, module_registry: Registry, store: Store, tmp_path: Path
+    buildah: Run, built: Built, own_registry: Registry, store: Store, tmp_path: Path
 ) -> None:
     buildah_push(
-        buildah, built.top, module_registry, "test/zstd:1", "--format", "oci", "--compression-format", "zstd"
+        buildah, built.top, own_registry, "test/zstd:1", "--format", "oci", "--compression-format", "zstd"
     )
-    ref = f"{module_registry.host}/test/zstd:1"
+    ref = f"{own_registry.host}/test/zstd:1"
     manifest = json.loads(run("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}").stdout)
     assert {x["mediaType"] for x in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
     pull(ref, store)
