@@ -180,7 +180,8 @@ class Translator:
             return self.diagnostic(self.position(path, key=True), message)
         if about_key:
             return self.diagnostic(self.position(path, key=True), self.key_problem(error))
-        return self.diagnostic(self.position(path), self.value_problem(kind, path, error))
+        empty = error.get("input", "") is None  # `key:` with nothing after it: point at the key
+        return self.diagnostic(self.position(path, key=empty), self.value_problem(kind, path, error))
 
     @staticmethod
     def key_problem(error: dict[str, Any]) -> str:

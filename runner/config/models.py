@@ -224,7 +224,7 @@ class Step(_Strict):
     """One step: a shell script run with `sh -e -c` in a fresh process tree."""
 
     name: NonEmpty | None = Field(None, description="Shown in logs (default: the first line of `run`).")
-    run: str = Field(description="The shell script.")
+    run: NonEmpty = Field(description="The shell script.")
     when: Literal["on_success", "on_failure", "always"] = Field(
         "on_success", description="Run after earlier steps succeeded (default), failed, or always."
     )
@@ -233,7 +233,7 @@ class Step(_Strict):
 
 
 StepField = Annotated[
-    Annotated[str, Tag("str")] | Annotated[Step, Tag("map")],
+    Annotated[NonEmpty, Tag("str")] | Annotated[Step, Tag("map")],
     _by_kind("a shell command or a mapping with run"),
 ]
 
