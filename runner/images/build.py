@@ -465,3 +465,63 @@ def _owner(chown: str, file: str, line: int) -> tuple[int, int]:
         return _user_ids(chown)
     except ImageError:
         raise ImageError(f"{file}:{line}: --chown={chown}: use numeric uid[:gid]") from None
+
+
+def instructions_from_spec(build: Any) -> list[df.Instruction]:
+    """The ci.yml `build:` entries (runner.config.spec.BuildInstruction) as Dockerfile instructions."""
+    out = []
+    for number, entry in enumerate(build, 1):
+        if entry.kind == "run":
+            out.append(df.Instruction("RUN", entry.args[0], number))
+        elif entry.kind == "copy":
+            src, dest = entry.args[0], entry.args[1]
+            out.append(df.Instruction("COPY", json.dumps([src, dest]), number))
+        elif entry.kind == "env":
+            out.append(
+                df.Instruction("ENV", " ".join(json.dumps(a) if " " in a else a for a in entry.args), number)
+            )
+        elif entry.kind == "workdir":
+            out.append(df.Instruction("WORKDIR", entry.args[0], number))
+    return out
+
+
+def build_image(image: Any, paths: Paths, *, workspace: Path | None, log: Printer) -> BuiltImage | None:
+    """Build or fetch a ci.yml image (runner.config.spec.ImageSpec); None for the plain `host` image."""
+    context = workspace or Path("/nonexistent")
+    builder = Builder(paths, out=log)
+    if image.dockerfile:
+        if workspace is None:
+            raise ImageError("a dockerfile image needs the job's workspace as its context")
+        root = workspace.resolve()
+        ctx_dir = (root / (image.context or ".")).resolve()
+        file = (root / image.dockerfile).resolve()
+        for what, path in (("context", ctx_dir), ("dockerfile", file)):
+            if path != root and root not in path.parents:
+                raise ImageError(f"{what} {path} is outside the workspace")
+        return builder.build_dockerfile(file, ctx_dir)
+    if image.build:
+        return builder.build_steps(image.ref, instructions_from_spec(image.build), context)
+    if is_host(image.ref):
+        return None
+    from runner.images import ensure_image
+
+    record = ensure_image(builder.store, image.ref)
+    config = dict(record.config.get("config") or {})
+    base = (config.get("Labels") or {}).get(BASE_LABEL)
+    return BuiltImage(record.id, base, builder._dirs(State(base, list(record.layers), config, "")), config)
+
+
+def rootfs_for(image: Any, paths: Paths, *, workspace: Path | None = None, log: Printer = print) -> Any:
+    """The engine's seam: a fresh Rootfs of a ci.yml image, built or pulled as needed."""
+    from runner.sandbox import Rootfs
+
+    built = build_image(image, paths, workspace=workspace, log=log)
+    if built is None:
+        return Rootfs.create(paths)
+    rootfs = Rootfs.create(paths, layers=built.layer_dirs, base=built.base)
+    env = {}
+    for entry in built.config.get("Env") or []:
+        key, _, value = str(entry).partition("=")
+        env[key] = value
+    rootfs.env = env
+    return rootfs

@@ -1,15 +1,16 @@
 """The seam between a job's `image:` and the root filesystem its containers run over.
 
-`host` is served by the sandbox directly. Any other image comes from `runner.images`, which is
-looked up at run time: when it provides `rootfs_for(image: ImageSpec, paths: Paths) -> Rootfs`
-(pull or build as needed, then `Rootfs.create(paths, layers=...)`), jobs use it; until then a
-non-host image is a clear `error` for the job.
+`host` is served by the sandbox directly. Any other image (a registry reference, a local name, a
+`build:` list or a `dockerfile:`) comes from `runner.images.build.rootfs_for`, which pulls or builds
+it (the job's workspace is the build context; build output goes to `log`) and returns a Rootfs whose
+`env` carries the image's own environment.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import cast
 
 from runner.config.spec import ImageSpec
@@ -23,15 +24,19 @@ class ImageUnavailable(Exception):
     """The image cannot be made into a root filesystem; the message is one line for the user."""
 
 
-def resolve_rootfs(image: ImageSpec, paths: Paths) -> Rootfs:
+def resolve_rootfs(
+    image: ImageSpec,
+    paths: Paths,
+    *,
+    workspace: Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Rootfs:
     """A fresh root filesystem of `image`, owned by the caller (destroy it when done)."""
     if image.is_host:
         return Rootfs.create(paths)
     try:
-        images = importlib.import_module("runner.images")
+        build = importlib.import_module("runner.images.build")
     except ImportError:
         raise ImageUnavailable(UNSUPPORTED) from None
-    provider = getattr(images, "rootfs_for", None)
-    if provider is None:
-        raise ImageUnavailable(UNSUPPORTED)
-    return cast(Callable[[ImageSpec, Paths], Rootfs], provider)(image, paths)
+    provider = cast(Callable[..., Rootfs], build.rootfs_for)
+    return provider(image, paths, workspace=workspace, log=log or (lambda line: None))

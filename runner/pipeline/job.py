@@ -114,10 +114,11 @@ class JobAttempt:
         self._prepare_dirs()
         started = time.monotonic()
         try:
-            self.rootfs = resolve_rootfs(job.image, self.paths)
+            self.rootfs = resolve_rootfs(job.image, self.paths, workspace=self.workspace, log=self.log)
         except Exception as exc:  # a pull or build that failed: the image provider's message
             self.outcome.fail("error", f"image {job.image.ref}: {exc}")
             return
+        self.env = {**self.rootfs.env, **self.env}  # the image's own environment comes first
         self.phase("image", started, job.image.ref)
         try:
             self.network = NetworkNamespace.create(job.network)

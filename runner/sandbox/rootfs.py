@@ -178,6 +178,7 @@ class Rootfs:
         self.merged = dir / "m"
         self.overlays = self._plan()
         self.templates: dict[object, int] = {}  # mount namespaces holding this rootfs (see template.py)
+        self.env: dict[str, str] = {}  # the image's own environment, for callers that run its commands
 
     @classmethod
     def create(cls, paths: Paths, layers: list[Path] | None = None, base: str | None = "host") -> Rootfs:
