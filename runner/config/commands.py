@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,5 +35,9 @@ def validate_command(args: argparse.Namespace) -> int:
 
 def schema_command(args: argparse.Namespace) -> int:
     """Print the JSON Schema of ci.yml."""
-    print(json.dumps(json_schema(), indent=2, sort_keys=False))
+    try:
+        print(json.dumps(json_schema(), indent=2))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `runner schema | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK

@@ -65,18 +65,39 @@ def _check_pattern(pattern: str) -> str:
     return clean.rstrip("/")
 
 
+def _may_hold_matches(segments: list[str], parts: list[str]) -> bool:
+    """Whether paths below the directory `parts` can match the pattern split into `segments`."""
+    for index, part in enumerate(parts):
+        if index >= len(segments):
+            return False
+        if "**" in segments[index]:
+            return True
+        if not glob_regex(segments[index]).fullmatch(part):
+            return False
+    return len(segments) > len(parts)
+
+
 def matching_files(workspace: Path, patterns: tuple[str, ...]) -> list[str]:
-    """Relative POSIX paths of the regular files (and symlinks) under `workspace` matching any pattern."""
-    regexes = [glob_regex(_check_pattern(p)) for p in patterns]
+    """Relative POSIX paths of the regular files (and symlinks) under `workspace` matching any pattern.
+
+    Directories that no pattern can reach are not entered, so `requirements*.txt` reads one directory.
+    """
+    cleaned = [_check_pattern(p) for p in patterns]
+    regexes = [glob_regex(p) for p in cleaned]
+    segments = [p.split("/") for p in cleaned]
     root = str(workspace)
     found: list[str] = []
     seen = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         rel_dir = os.path.relpath(dirpath, root)
         prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        if not prefix:
-            dirnames[:] = [d for d in dirnames if d != ".git"]
+        parts = prefix.split("/")[:-1]
         names = filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not (not prefix and d == ".git") and any(_may_hold_matches(s, [*parts, d]) for s in segments)
+        ]
         for name in names:
             seen += 1
             if seen > MAX_FILES:

@@ -105,3 +105,25 @@ def test_patterns_stay_in_the_workspace(workspace: Path, pattern: str) -> None:
 def test_needs_a_pattern(workspace: Path) -> None:
     with pytest.raises(ExpressionError, match="at least one pattern"):
         hash_files(workspace, ())
+
+
+def test_only_directories_a_pattern_can_reach_are_walked(workspace: Path) -> None:
+    deep = workspace / "node_modules" / "x"
+    deep.mkdir(parents=True)
+    (deep / "requirements.txt").write_text("not top level\n")
+    assert matching_files(workspace, ("requirements*.txt",)) == ["requirements-dev.txt", "requirements.txt"]
+    assert matching_files(workspace, ("*/x/*.txt",)) == ["node_modules/x/requirements.txt"]
+    assert matching_files(workspace, ("pkg/*/b.py", "node_modules/**")) == [
+        "node_modules/x/requirements.txt",
+        "pkg/sub/b.py",
+    ]
+
+
+def test_walking_budget(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runner.config.hashfiles as module
+
+    monkeypatch.setattr(module, "MAX_FILES", 3)
+    with pytest.raises(ExpressionError, match="looked at over 3 files"):
+        hash_files(workspace, ("**/*",))
+    # Without pruning, pkg/ and pkg/sub/ would be walked too and exceed the budget.
+    assert hash_files(workspace, ("requirements.txt",))
