@@ -27,6 +27,9 @@ _SAFE_FILTERS = [
 _UNSAFE_STR_METHODS = frozenset({"format", "format_map", "center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
+_SECRETS_HINT = " (secrets never enter expressions: list them under 'secrets:' and read $NAME in the step)"
+
+
 class ExpressionError(Exception):
     """A broken or failing expression; `offset` is where in the string it starts."""
 
@@ -243,9 +246,8 @@ def check_syntax(text: str) -> list[ExpressionError]:
                 problems.append(ExpressionError(message, span.start))
         names = {node.name for node in [ast, *ast.find_all(nodes.Name)] if isinstance(node, nodes.Name)}
         for name in sorted(names - {*CONTEXT_NAMES, "range", "dict", "true", "false", "none"}):
-            message = (
-                f"unknown name '{name}' in expression {_show(span.source)}{_suggest(name, CONTEXT_NAMES)}"
-            )
+            hint = _SECRETS_HINT if name == "secrets" else _suggest(name, CONTEXT_NAMES)
+            message = f"unknown name '{name}' in expression {_show(span.source)}{hint}"
             problems.append(ExpressionError(message, span.start))
     return problems
 
