@@ -8,7 +8,7 @@ from typing import Any
 
 from runner.images.digest import sha256_bytes
 from runner.images.errors import ImageError
-from runner.images.manifest import OCI_CONFIG, OCI_MANIFEST, Descriptor, diff_ids, manifest_json
+from runner.images.manifest import OCI_CONFIG, OCI_MANIFEST, Descriptor, manifest_json
 from runner.images.store import LayerRecord, Store
 from runner.images.tarpack import PackedLayer, pack_layer
 
@@ -44,7 +44,8 @@ def pack_stored_layer(store: Store, layer_id: str, dest: Path) -> PackedLayer:
 def config_for(config_bytes: bytes, layer_diff_ids: list[str]) -> bytes:
     """The config bytes as they are when the diff_ids still match, else rewritten with the new ones."""
     config: dict[str, Any] = json.loads(config_bytes)
-    if diff_ids(config, "image config") == layer_diff_ids:
+    rootfs = config.get("rootfs")
+    if isinstance(rootfs, dict) and rootfs.get("diff_ids") == layer_diff_ids:
         return config_bytes
     config["rootfs"] = {"type": "layers", "diff_ids": layer_diff_ids}
     return json.dumps(config, separators=(",", ":"), sort_keys=True).encode()

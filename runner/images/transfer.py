@@ -15,13 +15,9 @@ from pathlib import Path
 from runner.images.errors import ImageError
 from runner.images.ingest import LayerSource, ingest
 from runner.images.manifest import (
-    DOCKER_CONFIG,
-    DOCKER_MANIFEST,
     INDEX_TYPES,
-    OCI_CONFIG,
     OCI_MANIFEST,
     Descriptor,
-    diff_ids,
     kind,
     load,
     parse_index,
@@ -35,12 +31,17 @@ from runner.images.packimage import (
     make_manifest,
     pack_stored_layer,
 )
-from runner.images.reference import parse_ref
+from runner.images.reference import ImageRef, parse_ref
 from runner.images.registry import RegistryClient
 from runner.images.store import ImageRecord, LayerRecord, Store
 from runner.images.tarpack import PackedLayer
 
 PULL_WORKERS = 4
+DOCKER_LAYER_TYPES = {
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.oci.image.layer.v1.tar",
+}
 
 
 def pull(
@@ -96,35 +97,28 @@ def push(text: str, store: Store, *, source: str | None = None, client: Registry
     client = client or RegistryClient(ref.registry)
     try:
         layers = [store.layer(lid) for lid in record.layers]
-        if any(layer is None for layer in layers):
-            raise ImageError(
-                f"{text}: a layer of the image is missing from the store: pull or build it again"
-            )
         present = [layer for layer in layers if layer is not None]
+        if len(present) != len(layers):
+            raise ImageError(f"{text}: a layer of the image is missing from the store: pull or build it")
         original = store.config_bytes(record.id)
-        want = diff_ids(load(original, text), text)
-        planned = _reuse_original(client, ref.registry, ref.repository, present, want)
-        if planned is not None:
-            config_bytes = original
-            docker = any(d.media_type.startswith("application/vnd.docker.") for d in planned)
-            config_type, manifest_type = (
-                (DOCKER_CONFIG, DOCKER_MANIFEST) if docker else (OCI_CONFIG, OCI_MANIFEST)
-            )
-            layer_descs = planned
-        else:
-            packed = [_push_packed(client, store, ref.repository, layer) for layer in present]
-            config_bytes = config_for(original, [p.diff_id for p in packed])
-            layer_descs = [layer_descriptor(p) for p in packed]
-            config_type, manifest_type = OCI_CONFIG, OCI_MANIFEST
-        manifest_bytes, config_desc = make_manifest(config_bytes, layer_descs, config_type, manifest_type)
+        config = load(original, text)
+        rootfs = config.get("rootfs")
+        current = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        want = list(current) if isinstance(current, list) and len(current) == len(present) else []
+        chosen = [
+            _send_layer(client, store, ref, layer, want[i] if want else None)
+            for i, layer in enumerate(present)
+        ]
+        config_bytes = config_for(original, [diff_id for _, diff_id in chosen])
+        layer_descs = [desc for desc, _ in chosen]
+        manifest_bytes, config_desc = make_manifest(config_bytes, layer_descs)
         if not client.has_blob(ref.repository, config_desc.digest):
             with tempfile.TemporaryDirectory(dir=store.tmp) as work:
                 path = Path(work) / "config"
                 path.write_bytes(config_bytes)
                 client.upload_blob(ref.repository, path, config_desc)
-        digest = client.put_manifest(ref.repository, ref.reference, manifest_bytes, manifest_type)
-        pushed_ids = diff_ids(load(config_bytes, text), text)
-        for layer, desc, diff_id in zip(present, layer_descs, pushed_ids, strict=True):
+        digest = client.put_manifest(ref.repository, ref.reference, manifest_bytes, OCI_MANIFEST)
+        for layer, (desc, diff_id) in zip(present, chosen, strict=True):
             note = functools.partial(
                 LayerRecord.note_blob,
                 digest=desc.digest,
@@ -140,34 +134,40 @@ def push(text: str, store: Store, *, source: str | None = None, client: Registry
             client.close()
 
 
-def _reuse_original(
-    client: RegistryClient, registry: str, repository: str, layers: list[LayerRecord], want: list[str]
-) -> list[Descriptor] | None:
-    """Blobs holding exactly the config's diff_ids, if the target has or can mount every one; else None.
+def _send_layer(
+    client: RegistryClient, store: Store, ref: ImageRef, layer: LayerRecord, want: str | None
+) -> tuple[Descriptor, str]:
+    """A blob of the layer the target repository has: (its descriptor, the diff_id it holds).
 
-    Pushing the blobs an image was pulled as keeps its config, image id and layer digests unchanged.
+    A blob the layer is already known by is reused when the registry has it or can mount it from
+    another repository; blobs holding the config's own diff_id come first, so an image pulled and
+    pushed elsewhere keeps its config and id. Otherwise our own packed blob goes up.
     """
-    plan: list[Descriptor] = []
-    for layer, diff_id in zip(layers, want, strict=True):
-        chosen = None
-        for digest, info in layer.blobs.items():
-            desc = Descriptor(str(info.get("media_type") or ""), digest, int(info["size"]))
-            if not desc.media_type or info.get("diff_id") != diff_id:
-                continue
-            if client.has_blob(repository, digest):
-                chosen = desc
-                break
-            for repo in info.get("repos", []):
-                host, _, other = str(repo).partition("/")
-                if host == registry and other != repository and client.mount_blob(repository, digest, other):
-                    chosen = desc
-                    break
-            if chosen:
-                break
-        if chosen is None:
-            return None
-        plan.append(chosen)
-    return plan
+    known = sorted(layer.blobs.items(), key=lambda item: item[1].get("diff_id") != want)
+    for digest, info in known:
+        diff_id, media = info.get("diff_id"), _oci_layer_type(str(info.get("media_type") or ""))
+        if not diff_id or not media:
+            continue
+        desc = Descriptor(media, digest, int(info["size"]))
+        if client.has_blob(ref.repository, digest):
+            return desc, str(diff_id)
+        for repo in info.get("repos", []):
+            host, _, other = str(repo).partition("/")
+            if (
+                host == ref.registry
+                and other != ref.repository
+                and client.mount_blob(ref.repository, digest, other)
+            ):
+                return desc, str(diff_id)
+    packed = _push_packed(client, store, ref.repository, layer)
+    return layer_descriptor(packed), packed.diff_id
+
+
+def _oci_layer_type(media_type: str) -> str | None:
+    """The OCI name of a layer media type (Docker's names for the same formats included)."""
+    if media_type.startswith("application/vnd.oci.image.layer.v1.tar"):
+        return media_type
+    return DOCKER_LAYER_TYPES.get(media_type)
 
 
 def _push_packed(client: RegistryClient, store: Store, repository: str, layer: LayerRecord) -> PackedLayer:

@@ -6,7 +6,9 @@ umoci, and the kernel's overlayfs to look at an image the way the engine will mo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import stat
@@ -15,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from conftest import Registry, Run, need, run, start_registry, stop
@@ -23,6 +26,7 @@ from image_tars import TarBuilder
 
 from runner.images import image_config, image_layers
 from runner.images.errors import ImageError
+from runner.images.ingest import LayerSource, ingest
 from runner.images.oci import import_archive
 from runner.images.reference import parse_ref
 from runner.images.registry import RegistryClient
@@ -304,3 +308,33 @@ def test_https_unless_the_registry_is_listed_insecure(
         pull(f"{module_registry.host}/test/img:oci", store)  # a plain-HTTP registry, spoken to over TLS
     assert str(info.value).startswith(f"{module_registry.host}: GET") and "\n" not in str(info.value)
     assert store.images() == []
+
+
+def test_push_of_a_derived_image_mounts_the_base_and_uploads_the_rest(
+    buildah: Run, built: Built, module_registry: Registry, store: Store, tmp_path: Path
+) -> None:
+    buildah_push(buildah, built.top, module_registry, "test/base:1")
+    source = f"{module_registry.host}/test/base:1"
+    base = pull(source, store)
+    extra = TarBuilder().dir("app").file("app/run", b"#!/bin/sh\necho app\n", mode=0o755).bytes()
+    config = json.loads(json.dumps(base.config))
+    config["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(extra).hexdigest())
+
+    def never() -> contextlib.AbstractContextManager[BinaryIO]:
+        raise AssertionError("a layer already in the store was fetched again")
+
+    sources = [LayerSource(never, None) for _ in base.layers]
+    sources.append(LayerSource(lambda: contextlib.nullcontext(io.BytesIO(extra)), None))  # type: ignore[arg-type,return-value]
+    derived = ingest(store, json.dumps(config).encode(), sources, what="derived")
+    store.tag(parse_ref("localhost/derived:1"), derived.id)
+    target = f"{module_registry.host}/elsewhere/derived:1"
+    push(target, store, source="localhost/derived:1")
+    before = json.loads(run("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{source}").stdout)
+    after = json.loads(run("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{target}").stdout)
+    assert [x["digest"] for x in after["layers"][:2]] == [x["digest"] for x in before["layers"]]
+    assert len(after["layers"]) == 3
+    layout, bundle = tmp_path / "layout", tmp_path / "bundle"
+    run("skopeo", "copy", "--src-tls-verify=false", f"docker://{target}", f"oci:{layout}:latest")
+    run("umoci", "unpack", "--image", f"{layout}:latest", str(bundle))
+    assert (bundle / "rootfs/app/run").read_bytes().startswith(b"#!/bin/sh")
+    assert sorted(os.listdir(bundle / "rootfs/data")) == ["new"] and not (bundle / "rootfs/etc/motd").exists()
