@@ -19,12 +19,22 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "Diagnostic",
+    "Document",
     "EvalContext",
     "compile_pipeline",
     "evaluate",
     "json_schema",
     "load",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`runner.config.Document` without importing pydantic until someone asks for it."""
+    if name == "Document":
+        from runner.config.document import Document
+
+        return Document
+    raise AttributeError(f"module 'runner.config' has no attribute {name!r}")
 
 
 def load(path: Path, *, text: str | None = None) -> Document:

@@ -12,4 +12,4 @@ def generate() -> dict[str, Any]:
     from runner.config.models import Pipeline
 
     schema = Pipeline.model_json_schema(by_alias=True, mode="validation")
-    return {"$schema": SCHEMA_DIALECT, "$id": "https://runner.invalid/ci.schema.json", **schema}
+    return {"$schema": SCHEMA_DIALECT, **schema}

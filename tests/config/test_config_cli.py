@@ -62,3 +62,12 @@ def test_schema_prints_json() -> None:
     schema = json.loads(result.stdout)
     assert schema["title"] == "runner ci.yml"
     assert "Job" in schema["$defs"]
+
+
+def test_importing_the_package_stays_light() -> None:
+    code = (
+        "import sys, runner.config, runner.cli; "
+        "print(sorted(m for m in ('pydantic', 'jinja2', 'ruamel.yaml') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
