@@ -22,6 +22,7 @@ PROC_READONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
 SYS_MASKED = ("firmware",)
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
 NOSUID_NODEV = sc.MS_NOSUID | sc.MS_NODEV
+MAX_MOUNT_OPTIONS = 4000  # mount(2) copies at most one page of options
 
 
 @dataclass
@@ -30,7 +31,6 @@ class MountPlan:
     overlays: list[Overlay]
     binds: list[tuple[str, str, bool]] = field(default_factory=list)  # (source, target in root, readonly)
     hosts_file: str | None = None
-    chdir_for_overlays: str | None = None
 
 
 def plan_for(rootfs: Rootfs, spec: ContainerSpec) -> MountPlan:
@@ -74,9 +74,11 @@ def prepare_template(plan: MountPlan) -> None:
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     for overlay in plan.overlays:
         target = os.path.join(root, overlay.target) if overlay.target else root
-        if plan.chdir_for_overlays:
-            os.chdir(plan.chdir_for_overlays)
-        sc.mount("overlay", target, "overlay", sc.MS_NODEV, overlay.options())
+        options = overlay.options()
+        if len(options) < MAX_MOUNT_OPTIONS:
+            sc.mount("overlay", target, "overlay", sc.MS_NODEV, options)
+        else:  # deep images: the option string would not fit in a page
+            sc.mount_fs_with_options("overlay", target, overlay.option_list(), sc.MOUNT_ATTR_NODEV)
     _mount_dev(root)
     _mount_sys(root)
 

@@ -87,6 +87,12 @@ class Overlay:
             "index=off,redirect_dir=off,metacopy=off"
         )
 
+    def option_list(self) -> list[tuple[str, str]]:
+        """The same options one by one, for the new mount API: `lowerdir+` adds a layer, top first."""
+        fixed = [("upperdir", self.upper), ("workdir", self.work)]
+        fixed += [("index", "off"), ("redirect_dir", "off"), ("metacopy", "off")]
+        return [("lowerdir+", lower) for lower in self.lowers] + fixed
+
 
 def _whiteout(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -214,3 +214,27 @@ def test_workspace_must_exist(paths, rootfs):
 
     with pytest.raises(SandboxError, match="does not exist"):
         run(ContainerSpec(["true"], workspace=Path("/nonexistent/dir")), rootfs=rootfs, paths=paths)
+
+
+def test_deep_images_mount_past_the_page_sized_option_limit(paths):
+    """200 layers with long paths: `lowerdir=` alone would be ~10 KB, more than mount(2) takes."""
+    layers = []
+    for i in range(200):
+        layer = paths.home / "deep" / f"layer-{i:04d}-with-a-deliberately-long-directory-name"
+        layer.mkdir(parents=True)
+        (layer / f"file{i}").write_text(str(i))
+        (layer / "shadowed").write_text(str(i))
+        layers.append(layer)
+    layers.reverse()  # top first
+    with Rootfs.create(paths, layers=layers, base="host") as rootfs:
+        assert len(rootfs.overlays[0].options()) > 4096
+        out: list[bytes] = []
+        script = "ls / | grep -c '^file'; cat /file0 /file199; echo; cat /shadowed"
+        result = run(
+            ContainerSpec(["sh", "-c", script], cwd="/"),
+            rootfs=rootfs,
+            paths=paths,
+            on_output=lambda s, line: out.append(line),
+        )
+    assert result.ok, out
+    assert out == [b"200", b"0199", b"199"]  # every layer visible, the top one wins
