@@ -8,6 +8,7 @@ and bound what aliases may expand to (a "billion laughs" file is refused, not ex
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,8 @@ def _check_flow_depth(text: str, file: str) -> None:
     Brackets are counted naively (inside strings and comments too), with a bound far above what
     any real file has, so this only stops hostile input early; MAX_DEPTH applies afterwards.
     """
+    if text.count("[") + text.count("{") <= FLOW_DEPTH_LIMIT:
+        return
     depth = 0
     for index, char in enumerate(text):
         if char in "[{":
@@ -104,7 +107,9 @@ def _compose(text: str, file: str) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        return YAML(typ="rt").compose(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. a reused anchor name, which YAML allows
+            return YAML(typ="rt").compose(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)

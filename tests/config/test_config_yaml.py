@@ -89,3 +89,13 @@ def test_offset_position_plain_quoted_and_block() -> None:
     block = "line one\ntwo ${{ z }}\n"
     assert offset_position(lines, Position("f", 3, 4), block, block.index("$")) == Position("f", 5, 7)
     assert offset_position(lines, Position("f", 1, 4), "unrelated ${{ q }}", 10) == Position("f", 1, 4)
+
+
+def test_reused_anchor_names_are_allowed_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    assert parse_yaml("a: &x 1\nb: &x 2\nc: *x\n", "f").data == {"a": 1, "b": 2, "c": 2}
+    assert capfd.readouterr().err == ""
+
+
+def test_unsupported_yaml_version() -> None:
+    with pytest.raises(ConfigError, match=r"^f:1:1: YAML syntax error: version minor part"):
+        parse_yaml("%YAML 1.3\n---\na: 1\n", "f")
