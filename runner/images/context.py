@@ -123,6 +123,8 @@ def _walk(path: Path, root: Path, rules: list[IgnoreRule]) -> list[Path]:
                 if not ignored(full.relative_to(root).as_posix(), rules):
                     keep.append(name)
                     entries.append(full)
+                elif any(rule.negate for rule in rules):
+                    keep.append(name)  # an `!exception` may re-include something below an ignored dir
             dirnames[:] = keep
             for name in sorted(filenames):
                 full = Path(dirpath) / name
