@@ -79,8 +79,6 @@ def _run(spec: object, image: str, network_mode: str) -> int:
     from runner.settings import Paths
 
     paths = Paths.default()
-    if image != "host":
-        raise SandboxError(f"image {image!r}: only the 'host' image is available in this version")
     out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
 
     def on_output(stream: str, line: bytes) -> None:
@@ -89,7 +87,21 @@ def _run(spec: object, image: str, network_mode: str) -> int:
         target.flush()
 
     network = NetworkNamespace.create(network_mode) if network_mode != "none" else None
-    rootfs = Rootfs.create(paths)
+    if image == "host":
+        rootfs = Rootfs.create(paths)
+    else:
+        from runner.config.spec import ImageSpec
+        from runner.images.build import rootfs_for
+        from runner.images.errors import ImageError
+
+        try:
+            rootfs = rootfs_for(ImageSpec(ref=image), paths, log=lambda line: print(line, file=sys.stderr))
+        except ImageError as exc:
+            if network is not None:
+                network.close()
+            raise SandboxError(f"image {image}: {exc}") from None
+        env = {**rootfs.env, **spec.env}  # type: ignore[attr-defined]
+        spec.env = env  # type: ignore[attr-defined]
     try:
         container = spawn(spec, rootfs=rootfs, network=network, on_output=on_output, paths=paths)  # type: ignore[arg-type]
 

@@ -107,3 +107,20 @@ def test_help_does_not_import_heavy_modules():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.stderr.strip() == "[]"
+
+
+@pytest.mark.kernel
+def test_image_from_the_store(tmp_path):
+    from runner.images.build import Builder
+    from runner.settings import Paths
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM host\nENV FROM_IMAGE=yes\nRUN echo built > /marker\n")
+    Builder(Paths(tmp_path / "home"), out=lambda line: None).build_dockerfile(
+        context / "Dockerfile", context, tag="sandbox-test:1"
+    )
+    proc = sandbox(tmp_path, "--image", "sandbox-test:1", "--", "sh", "-c", "cat /marker; echo $FROM_IMAGE")
+    assert (proc.returncode, proc.stdout) == (0, "built\nyes\n"), proc.stderr
+    proc = sandbox(tmp_path, "--image", "Not A Ref", "--", "true")
+    assert proc.returncode == 125 and "invalid image reference" in proc.stderr
