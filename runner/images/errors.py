@@ -8,4 +8,8 @@ class ImageError(Exception):
 
     The message is a single line meant for the user: it names the image, blob or path at fault and,
     where there is one, what to do next. Nothing half-written is left behind when one is raised.
+    Line breaks in what it quotes (a server's answer, a library's message) are folded into spaces.
     """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))

@@ -91,3 +91,7 @@ def test_validate_digest() -> None:
     assert validate_digest("sha512:" + "0" * 128).startswith("sha512:")
     with pytest.raises(ImageError):
         validate_digest("sha256:" + "g" * 64)
+
+
+def test_errors_are_one_line() -> None:
+    assert str(ImageError("registry said:\n  denied\r\n\tgo away")) == "registry said: denied go away"
