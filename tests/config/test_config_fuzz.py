@@ -102,13 +102,13 @@ def load_or_error(text: str) -> None:
         assert exc.diagnostics
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(YAMLISH)
 def test_random_text(text: str) -> None:
     load_or_error(text)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(STRUCTURES)
 def test_random_structures(value: Any) -> None:
     load_or_error(to_yaml(value))
