@@ -1,7 +1,7 @@
 """Rendering the local ``report.html`` of a run with Jinja2 (autoescaped, self-contained, no network).
 
 Templates come from the repository's top-level ``templates/`` folder; an installed package without
-that folder falls back to the copy shipped in ``runner/reports/templates/`` (kept identical by a test).
+that folder falls back to ``runner/reports/templates/``, a symlink to it that wheels turn into a copy.
 """
 
 from __future__ import annotations
