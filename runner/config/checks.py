@@ -12,7 +12,7 @@ from runner.config import expressions, graph, matrix
 from runner.config.diagnose import describe, suggestion
 from runner.config.errors import Diagnostic
 from runner.config.spec import Position
-from runner.config.yamlsource import Located, YamlPath, offset_position
+from runner.config.yamlsource import Located, YamlPath, find_position, offset_position
 
 
 class Checker:
@@ -27,10 +27,7 @@ class Checker:
         self.diagnostics.append(Diagnostic(position.file, position.line, position.column, message))
 
     def where(self, path: YamlPath, *, key: bool = False) -> Position:
-        located = self.positions.get(path)
-        if located is None:
-            return Position(self.file, 1, 1)
-        return located.key if key and located.key is not None else located.value
+        return find_position(self.positions, path, self.file, key=key)
 
     def run(self) -> list[Diagnostic]:
         jobs = self.data.get("jobs") if isinstance(self.data, dict) else None

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from runner.config import models
 from runner.config.errors import Diagnostic
 from runner.config.spec import Position
-from runner.config.yamlsource import Located, YamlPath
+from runner.config.yamlsource import Located, YamlPath, find_position
 
 _UNION_TAGS = {"str": str, "list": list, "map": dict}
 
@@ -153,13 +153,7 @@ class Translator:
         self.positions = positions
 
     def position(self, path: YamlPath, *, key: bool = False) -> Position:
-        for cut in range(len(path), -1, -1):
-            located = self.positions.get(path[:cut])
-            if located is not None:
-                if (key or cut < len(path)) and located.key is not None:
-                    return located.key
-                return located.value
-        return Position(self.file, 1, 1)
+        return find_position(self.positions, path, self.file, key=key)
 
     def diagnostic(self, position: Position, message: str) -> Diagnostic:
         return Diagnostic(position.file, position.line, position.column, message)

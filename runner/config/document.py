@@ -13,7 +13,7 @@ from runner.config.diagnose import Translator
 from runner.config.errors import ConfigError, Diagnostic
 from runner.config.models import Pipeline
 from runner.config.spec import Position
-from runner.config.yamlsource import Located, YamlPath, offset_position, parse_yaml
+from runner.config.yamlsource import Located, YamlPath, find_position, offset_position, parse_yaml
 
 
 @dataclass
@@ -33,13 +33,7 @@ class Document:
 
     def position(self, path: YamlPath, *, key: bool = False) -> Position:
         """Where the value (or, with `key`, its key) at `path` is; the nearest enclosing value otherwise."""
-        for cut in range(len(path), -1, -1):
-            located = self.positions.get(path[:cut])
-            if located is not None:
-                if (key or cut < len(path)) and located.key is not None:
-                    return located.key
-                return located.value
-        return Position(self.file, 1, 1)
+        return find_position(self.positions, path, self.file, key=key)
 
     def text_position(self, path: YamlPath, value: str, offset: int) -> Position:
         """Where character `offset` of the string at `path` is, as closely as the source allows."""

@@ -307,6 +307,19 @@ def _parse_float(text: str) -> SourceFloat:
     return SourceFloat(value, text)
 
 
+def find_position(
+    positions: dict[YamlPath, Located], path: YamlPath, file: str, *, key: bool = False
+) -> Position:
+    """Where the value at `path` is (its key with `key`); else where the nearest enclosing value is."""
+    for cut in range(len(path), -1, -1):
+        located = positions.get(path[:cut])
+        if located is not None:
+            if (key or cut < len(path)) and located.key is not None:
+                return located.key
+            return located.value
+    return Position(file, 1, 1)
+
+
 def offset_position(lines: list[str], start: Position, value: str, offset: int) -> Position:
     """The position of `value[offset:]` in the source, when it can be found; else `start`.
 
