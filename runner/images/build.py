@@ -371,7 +371,11 @@ class Builder:
     ) -> State:
         layer_id = "sha256:" + key
         short = key[:12]
-        if not self.no_cache and self.store.layer(layer_id) is not None:
+        if not self.no_cache and self.store.layer(layer_id) is None and self._from_remote(layer_id, key):
+            self.out(f"{header}\n  CACHED {short} (from {self.remote})")
+            self.cached += 1
+            self._missed = False
+        elif not self.no_cache and self.store.layer(layer_id) is not None:
             self.out(f"{header}\n  CACHED {short}")
             self.store.touch_layers([layer_id])
             self.cached += 1
@@ -391,6 +395,7 @@ class Builder:
                     shutil.rmtree(staging, ignore_errors=True)
             self._remember(state.key, what, files, key)
             self._missed = True
+            self._to_remote(layer_id, key)
             self.out(f"  built {short} in {time.monotonic() - started:.2f}s")
         self.steps += 1
         state.layers.append(layer_id)
@@ -400,6 +405,35 @@ class Builder:
     steps = 0
     cached = 0
     _missed = False
+
+    @property
+    def remote(self) -> str | None:
+        from runner.images import remote_cache
+
+        return remote_cache.target()
+
+    def _from_remote(self, layer_id: str, key: str) -> bool:
+        """A layer another worker built, from the shared registry cache; False (and said why) if not."""
+        if self.remote is None:
+            return False
+        from runner.images import remote_cache
+
+        try:
+            return remote_cache.fetch(self.store, layer_id, key, self.remote)
+        except (ImageError, OSError) as exc:
+            self.out(f"  cache registry {self.remote}: {exc}; building instead")
+            return False
+
+    def _to_remote(self, layer_id: str, key: str) -> None:
+        if self.remote is None:
+            return
+        from runner.images import remote_cache
+
+        try:
+            remote_cache.publish(self.store, layer_id, key, self.remote)
+            self.out(f"  pushed {key[:12]} to {self.remote}")
+        except (ImageError, OSError) as exc:
+            self.out(f"  cache registry {self.remote}: could not push {key[:12]}: {exc}")
 
     def _index(self, parent: str) -> Path:
         return self.index_dir / f"{parent[:32]}.json"
