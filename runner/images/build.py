@@ -316,6 +316,8 @@ class Builder:
         mode = int(ins.flags["chmod"], 8) if ins.flags.get("chmod") else None
         if ins.flags.get("from"):
             return self._copy_from(state, ins, sources, dest, stages, owner, header)
+        if ins.keyword == "ADD" and any("://" in src for src in sources):
+            raise ImageError(f"{file}:{ins.line}: ADD from a URL is not supported: fetch it in a RUN step")
         rules = ctx.load_dockerignore(context)
         try:
             paths = ctx.expand_sources(context, sources, rules)
@@ -324,9 +326,15 @@ class Builder:
         digest = ctx.content_digest(context, paths, rules)
         key = _key(state.key, ins.keyword, sources, dest, owner, mode, digest)
 
+        archives = [p for p in paths if ins.keyword == "ADD" and _is_tar(p)]
+
         def make(layer: Path) -> None:
             layer.mkdir()
-            ctx.copy_into_layer(context, paths, dest, layer, rules, owner, mode)
+            plain = [p for p in paths if p not in archives]
+            if plain:
+                ctx.copy_into_layer(context, plain, dest, layer, rules, owner, mode)
+            for archive in archives:  # ADD extracts local tar archives, as Docker does
+                _extract(archive, layer / dest.strip("/"))
 
         return self._layer(state, key, header, (ins.keyword, sources, dest, owner), make, files=digest)
 
@@ -559,3 +567,21 @@ def rootfs_for(image: Any, paths: Paths, *, workspace: Path | None = None, log: 
         env[key] = value
     rootfs.env = env
     return rootfs
+
+
+def _is_tar(path: Path) -> bool:
+    import tarfile
+
+    return path.is_file() and tarfile.is_tarfile(path)
+
+
+def _extract(archive: Path, dest: Path) -> None:
+    """ADD's archive extraction, with tarfile's `data` filter: no absolute paths, no `..`, no devices."""
+    import tarfile
+
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise ImageError(f"ADD {archive.name}: cannot extract: {exc}") from None
