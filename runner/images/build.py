@@ -380,17 +380,20 @@ class Builder:
         layer_id = "sha256:" + key
         short = key[:12]
         if not self.no_cache and self.store.layer(layer_id) is None and self._from_remote(layer_id, key):
-            self.out(f"{header}\n  CACHED {short} (from {self.remote})")
+            self.out(header)
+            self.out(f"  CACHED {short} (from {self.remote})")
             self.cached += 1
             self._missed = False
         elif not self.no_cache and self.store.layer(layer_id) is not None:
-            self.out(f"{header}\n  CACHED {short}")
+            self.out(header)
+            self.out(f"  CACHED {short}")
             self.store.touch_layers([layer_id])
             self.cached += 1
             self._missed = False
         else:
             reason = self._miss_reason(state.key, what, files)
-            self.out(f"{header}\n  building {short} ({reason})")
+            self.out(header)
+            self.out(f"  building {short} ({reason})")
             started = time.monotonic()
             staging = self.paths.tmp / f"b{uuid.uuid4().hex[:12]}"
             try:
