@@ -6,6 +6,7 @@ Step `env` stays on the step. A job whose `image.from` names another job needs t
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import shlex
 from collections.abc import Callable
@@ -138,6 +139,12 @@ class Compiler:
         if self.errors:
             raise ConfigError(self.errors)
         order = graph.topological_order({name: list(job.needs) for name, job in jobs.items()})
+        for name in order:  # `image.from: <job>`: that job's image (already final: it comes earlier)
+            job_spec = jobs[name]
+            expansions = self.expansions.get(job_spec.image.ref)
+            if expansions and job_spec.image.ref != job_spec.base_name:
+                image = dataclasses.replace(job_spec.image, base=jobs[expansions[0][0]].image)
+                jobs[name] = dataclasses.replace(job_spec, image=image)
         return spec.PipelineSpec(tuple(jobs[n] for n in order), self.triggers(), self.doc.file)
 
     def _diag(self, path: YamlPath, message: str) -> Diagnostic:

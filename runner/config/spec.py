@@ -51,10 +51,11 @@ class ImageSpec:
     build: tuple[BuildInstruction, ...] = ()
     dockerfile: str | None = None
     context: str | None = None
+    base: ImageSpec | None = None  # when `ref` names another job: that job's image, built first
 
     @property
     def is_host(self) -> bool:
-        return self.ref == "host" and not self.build and self.dockerfile is None
+        return self.ref == "host" and not self.build and self.dockerfile is None and self.base is None
 
 
 @dataclass(frozen=True)

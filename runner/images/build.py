@@ -534,6 +534,12 @@ def build_image(image: Any, paths: Paths, *, workspace: Path | None, log: Printe
     """Build or fetch a ci.yml image (runner.config.spec.ImageSpec); None for the plain `host` image."""
     context = workspace or Path("/nonexistent")
     builder = Builder(paths, out=log)
+    base_ref = image.ref
+    if image.base is not None:  # `from:` another job: its image first (every step CACHED after that job)
+        parent = build_image(image.base, paths, workspace=workspace, log=log)
+        if not image.build and not image.dockerfile:
+            return parent
+        base_ref = "host" if parent is None else parent.image_id
     if image.dockerfile:
         if workspace is None:
             raise ImageError("a dockerfile image needs the job's workspace as its context")
@@ -545,12 +551,12 @@ def build_image(image: Any, paths: Paths, *, workspace: Path | None, log: Printe
                 raise ImageError(f"{what} {path} is outside the workspace")
         return builder.build_dockerfile(file, ctx_dir)
     if image.build:
-        return builder.build_steps(image.ref, instructions_from_spec(image.build), context)
-    if is_host(image.ref):
+        return builder.build_steps(base_ref, instructions_from_spec(image.build), context)
+    if is_host(base_ref):
         return None
     from runner.images import ensure_image
 
-    record = ensure_image(builder.store, image.ref)
+    record = ensure_image(builder.store, base_ref)
     config = dict(record.config.get("config") or {})
     base = (config.get("Labels") or {}).get(BASE_LABEL)
     return BuiltImage(record.id, base, builder._dirs(State(base, list(record.layers), config, "")), config)

@@ -177,6 +177,18 @@ def test_image_from_another_job_is_needed() -> None:
     assert [j.name for j in pipeline.jobs] == ["base", "app"]
     assert pipeline.job("app").needs == ("base",)
     assert pipeline.job("app").image.ref == "base"
+    assert pipeline.job("app").image.base == pipeline.job("base").image  # built first, then app's steps
+
+
+def test_image_from_a_job_that_builds_chains_the_builds() -> None:
+    text = "jobs:\n  top:\n    image: {from: mid}\n    steps: [x]\n"
+    text += "  mid:\n    image: {from: low, build: [{run: b}]}\n    steps: [x]\n"
+    text += "  low:\n    image: {from: host, build: [{run: a}]}\n    steps: [x]\n"
+    pipeline = compile_text(text)
+    top = pipeline.job("top").image
+    assert top.base is not None and top.base.build[0].args == ("b",)
+    assert top.base.base is not None and top.base.base.build[0].args == ("a",)
+    assert top.base.base.base is None and not top.is_host
 
 
 def test_image_build_details() -> None:
