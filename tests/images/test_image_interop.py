@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from image_tars import TarBuilder
 from runner.images import image_config, image_layers
 from runner.images.errors import ImageError
 from runner.images.ingest import LayerSource, ingest
-from runner.images.oci import import_archive
+from runner.images.oci import export_archive, import_archive
 from runner.images.reference import parse_ref
 from runner.images.registry import RegistryClient
 from runner.images.store import Store
@@ -338,3 +339,28 @@ def test_push_of_a_derived_image_mounts_the_base_and_uploads_the_rest(
     run("umoci", "unpack", "--image", f"{layout}:latest", str(bundle))
     assert (bundle / "rootfs/app/run").read_bytes().startswith(b"#!/bin/sh")
     assert sorted(os.listdir(bundle / "rootfs/data")) == ["new"] and not (bundle / "rootfs/etc/motd").exists()
+
+
+def test_our_export_read_by_umoci_and_skopeo_and_theirs_by_us(
+    buildah: Run, built: Built, module_registry: Registry, store: Store, tmp_path: Path
+) -> None:
+    buildah_push(buildah, built.top, module_registry, "test/export:1")
+    ref = f"{module_registry.host}/test/export:1"
+    pull(ref, store)
+    out = tmp_path / "export.tar"
+    export_archive(store, ref, out)
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    with tarfile.open(out) as tar:
+        tar.extractall(layout, filter="data")
+    bundle = tmp_path / "bundle"
+    run("umoci", "unpack", "--image", f"{layout}:1", str(bundle))
+    assert sorted(os.listdir(bundle / "rootfs/data")) == ["new"] and not (bundle / "rootfs/etc/motd").exists()
+    inspected = json.loads(run("skopeo", "inspect", f"oci-archive:{out}").stdout)
+    assert inspected["Env"] == ["PATH=/bin"] and len(inspected["Layers"]) == 2
+    skopeo_dir = tmp_path / "skopeo-layout"
+    run("skopeo", "copy", f"oci-archive:{out}", f"oci:{skopeo_dir}:copied")
+    other = Store(Paths(tmp_path / "other"))
+    ((record, names),) = import_archive(other, skopeo_dir, tag="localhost/copied:1")
+    assert names == ["localhost/copied:1"] and record.config["config"]["Env"] == ["PATH=/bin"]
+    check_view(other, "localhost/copied:1", tmp_path)
