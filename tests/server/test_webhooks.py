@@ -1,0 +1,207 @@
+"""Every webhook answer of contract.md §3, against the real app, a real Redis broker and real git."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from server_helpers import SECRET, adapt, encode, github_push, make_repo, settings_for, signed
+
+from runner.server.app import create_app
+from runner.server.settings import ServerSettings
+
+CI = """\
+on:
+  push: {branches: ["main", "release/*"], tags: ["v*"]}
+jobs:
+  build:
+    steps: [{run: echo build}]
+  test:
+    needs: [build]
+    steps: [{run: echo test}]
+  lint:
+    steps: [{run: echo lint}]
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "project"
+    return path, make_repo(path, {"ci.yml": CI, "README": "hi\n"})
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> ServerSettings:
+    return settings_for(tmp_path, redis_url, body_limit=64 * 1024)
+
+
+@pytest.fixture
+def client(settings: ServerSettings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def queued(settings: ServerSettings) -> int:
+    return int(redis.Redis.from_url(settings.broker_url).llen("runner"))
+
+
+def post(client: TestClient, forge: str, body: bytes, **kw: str) -> tuple[int, dict]:
+    response = client.post(f"/hooks/{forge}", content=body, headers=signed(forge, body, **kw))
+    return response.status_code, response.json()
+
+
+def test_a_push_is_recorded_and_its_first_jobs_enqueued(client, settings, repo):
+    path, sha = repo
+    code, answer = post(client, "github", encode(github_push(path, sha)))
+    assert code == 202, answer
+    build = client.get(f"/api/builds/{answer['build_id']}").json()
+    assert build["sha"] == sha and build["branch"] == "main" and build["repo"] == "local/project"
+    assert {j["name"]: j["status"] for j in build["jobs"]} == {"build": "queued", "test": "queued", "lint": "queued"}
+    assert queued(settings) == 2  # build and lint; test waits for build
+
+
+@pytest.mark.parametrize("forge", ["github", "gitlab", "gitea"])
+def test_every_webhook_is_refused_while_no_secret_is_set(tmp_path, redis_url, repo, forge):
+    path, sha = repo
+    settings = settings_for(tmp_path, redis_url, webhook_secret=None)
+    with TestClient(create_app(settings)) as client:
+        body = encode(adapt(forge, "push.json" if forge != "github" else "push-branch-update.json", path, sha))
+        code, answer = post(client, forge, body)
+    assert code == 401 and "RUNNER_WEBHOOK_SECRET" in answer["detail"]
+    assert queued(settings) == 0
+
+
+@pytest.mark.parametrize("forge", ["github", "gitlab", "gitea"])
+def test_a_wrong_or_missing_signature_is_401(client, settings, repo, forge):
+    path, sha = repo
+    body = encode(adapt(forge, "push.json" if forge != "github" else "push-branch-update.json", path, sha))
+    assert post(client, forge, body, secret="not-the-secret")[0] == 401
+    response = client.post(f"/hooks/{forge}", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 401
+    assert client.get("/api/builds").json() == [] and queued(settings) == 0
+
+
+def test_a_malformed_body_is_400(client):
+    assert post(client, "github", b"{not json")[0] == 400
+    code, answer = post(client, "github", encode({"ref": "refs/heads/main"}))
+    assert code == 400 and answer["detail"].startswith("malformed payload")
+
+
+def test_a_body_over_the_limit_is_413_announced_or_streamed(client):
+    big = b"x" * (64 * 1024 + 1)
+    assert post(client, "github", big)[0] == 413
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(100):
+            yield b"y" * 1024
+
+    response = client.post("/hooks/github", content=chunks(), headers=signed("github", b""))
+    assert response.status_code == 413
+
+
+def test_a_ping_is_answered_without_a_build(client):
+    body = (Path(__file__).resolve().parents[3] / "shared/fixtures/webhooks/github/ping-default.json").read_bytes()
+    headers = signed("github", body) | {"X-GitHub-Event": "ping"}
+    response = client.post("/hooks/github", content=body, headers=headers)
+    assert response.status_code == 200 and response.json() == {"ignored": "ping"}
+
+
+def test_a_branch_deletion_is_ignored(client, settings, repo):
+    path, _sha = repo
+    body = encode(adapt("github", "push-branch-deleted.json", path, "0" * 40, branch="main"))
+    code, answer = post(client, "github", body)
+    assert (code, answer) == (200, {"ignored": "branch deletion"})
+    assert queued(settings) == 0
+
+
+@pytest.mark.parametrize("marker", ["[skip ci]", "[ci skip]"])
+def test_skip_ci_in_the_message_is_ignored(client, settings, repo, marker):
+    path, sha = repo
+    code, answer = post(client, "github", encode(github_push(path, sha, message=f"docs {marker}")))
+    assert (code, answer) == (200, {"ignored": "skip ci"})
+    assert client.get("/api/builds").json() == []
+
+
+def test_branches_and_tags_outside_on_push_are_ignored(client, settings, repo):
+    path, _ = repo
+    from server_helpers import commit, git
+
+    git(path, "checkout", "-q", "-b", "feature")
+    feature_sha = commit(path, {"x": "1"}, "feature work")
+    code, answer = post(client, "github", encode(github_push(path, feature_sha, branch="feature")))
+    assert code == 200 and "feature" in answer["ignored"]
+    git(path, "checkout", "-q", "-b", "release/1.0")
+    code, answer = post(client, "github", encode(github_push(path, feature_sha, branch="release/1.0")))
+    assert code == 202
+    tag = github_push(path, feature_sha, ref="refs/tags/nightly")
+    code, answer = post(client, "github", encode(tag))
+    assert code == 200 and "nightly" in answer["ignored"]
+    tag = github_push(path, feature_sha, ref="refs/tags/v1.0")
+    code, answer = post(client, "github", encode(tag))
+    assert code == 202
+    assert client.get(f"/api/builds/{answer['build_id']}").json()["tag"] == "v1.0"
+
+
+def test_a_repeated_delivery_answers_the_original_build(client, settings, repo):
+    path, sha = repo
+    body = encode(github_push(path, sha))
+    first = post(client, "github", body, delivery="delivery-1")
+    second = post(client, "github", body, delivery="delivery-1")
+    assert first[0] == 202
+    assert second == (200, {"ignored": "repeated delivery", "build_id": first[1]["build_id"]})
+    assert len(client.get("/api/builds").json()) == 1 and queued(settings) == 2
+
+
+@pytest.mark.parametrize(
+    ("forge", "fixture"), [("github", "push-new-branch.json"), ("gitlab", "push.json"), ("gitea", "push.json")]
+)
+def test_each_forge_s_real_payload_makes_a_build(client, repo, forge, fixture):
+    path, sha = repo
+    code, answer = post(client, forge, encode(adapt(forge, fixture, path, sha)))
+    assert code == 202, answer
+    build = client.get(f"/api/builds/{answer['build_id']}").json()
+    assert (build["forge"], build["sha"], build["branch"]) == (forge, sha, "main")
+
+
+def test_an_invalid_ci_yml_makes_an_errored_build(client, settings, tmp_path):
+    path = tmp_path / "broken"
+    sha = make_repo(path, {"ci.yml": "jobs:\n  a:\n    steps: 3\n"})
+    code, answer = post(client, "github", encode(github_push(path, sha)))
+    assert code == 202
+    build = client.get(f"/api/builds/{answer['build_id']}").json()
+    assert build["status"] == "error" and "ci.yml" in build["reason"] and build["jobs"] == []
+    assert queued(settings) == 0
+
+
+def test_a_push_of_an_unknown_commit_is_502(client, repo):
+    path, _ = repo
+    code, answer = post(client, "github", encode(github_push(path, "1" * 40)))
+    assert code == 502 and "cannot read the repository" in answer["detail"]
+
+
+def test_a_refused_broker_answers_503_and_a_redelivery_builds(tmp_path, repo, redis_url):
+    path, sha = repo
+    from helpers.redis_server import free_port
+
+    dead = settings_for(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
+    body = encode(github_push(path, sha))
+    with TestClient(create_app(dead)) as client:
+        code, answer = post(client, "github", body, delivery="d-503")
+        assert code == 503 and "broker" in answer["detail"]
+        [build] = client.get("/api/builds").json()
+        assert build["status"] == "error"
+    alive = dataclasses.replace(dead, broker_url=redis_url)
+    with TestClient(create_app(alive)) as client:
+        code, answer = post(client, "github", body, delivery="d-503")
+        assert code == 202 and answer["build_id"] != build["id"]
+
+
+def test_the_secret_is_compared_for_gitlab_tokens(client, repo):
+    path, sha = repo
+    body = encode(adapt("gitlab", "push.json", path, sha))
+    headers = signed("gitlab", body) | {"X-Gitlab-Token": SECRET + "x"}
+    assert client.post("/hooks/gitlab", content=body, headers=headers).status_code == 401

@@ -1,0 +1,1 @@
+"""Celery workers: thin glue from a queued job to `runner.pipeline` (see `workers.tasks`)."""
