@@ -10,11 +10,11 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from runner.images.digest import sha256_bytes
 from runner.images.errors import ImageError
-from runner.images.ingest import LayerSource, ingest
+from runner.images.ingest import BlobOpener, LayerSource, ingest
 from runner.images.manifest import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -179,7 +179,7 @@ def _names(annotations: dict[str, str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _opener(archive: _Archive, name: str) -> Any:
+def _opener(archive: _Archive, name: str) -> BlobOpener:
     return lambda: archive.open(name)
 
 
