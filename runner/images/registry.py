@@ -13,6 +13,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,7 +30,12 @@ from runner.settings import insecure_registries
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MAX_MANIFEST = 4 << 20
 CHUNK_SIZE = 16 << 20  # blobs above this go up in PATCH chunks of this size
+FETCH_ATTEMPTS = 3
 Content = Callable[[], Any]
+
+
+class _Transient(ImageError):
+    """A download failure worth another try: a dropped connection, a short read, a 5xx."""
 
 
 def scheme_for(registry: str) -> str:
@@ -175,7 +181,7 @@ class RegistryClient:
                     yield response
                     return
             except httpx.HTTPError as exc:
-                raise ImageError(f"{self.registry}: GET {path} failed: {exc}") from None
+                raise _Transient(f"{self.registry}: GET {path} failed: {exc}") from None
 
     def ping(self) -> None:
         """GET /v2/: reachable and speaking the distribution API (401 counts: it wants a token)."""
@@ -247,12 +253,26 @@ class RegistryClient:
                 os.unlink(name)
 
     def _fetch(self, repository: str, desc: Descriptor, out: BinaryIO) -> None:
+        """Download with a few retries for a dropped connection or a server error; never for bad content."""
+        for attempt in range(1, FETCH_ATTEMPTS + 1):
+            try:
+                self._fetch_once(repository, desc, out)
+                return
+            except _Transient:
+                if attempt == FETCH_ATTEMPTS:
+                    raise
+                out.seek(0)
+                out.truncate()
+                time.sleep(0.5 * attempt)
+
+    def _fetch_once(self, repository: str, desc: Descriptor, out: BinaryIO) -> None:
         what = f"{self.registry}/{repository}: blob {desc.digest}"
         path = f"/v2/{repository}/blobs/{desc.digest}"
         with self._stream(path, scope=f"repository:{repository}:pull", headers={}) as response:
             if response.status_code != 200:
                 response.read()
-                raise ImageError(f"{what}: {_error_text(response)}")
+                kind = _Transient if response.status_code >= 500 else ImageError
+                raise kind(f"{what}: {_error_text(response)}")
             h = hashlib.sha256()
             size = 0
             try:
@@ -263,7 +283,9 @@ class RegistryClient:
                     h.update(chunk)
                     out.write(chunk)
             except httpx.HTTPError as exc:
-                raise ImageError(f"{what}: download broken off after {size} bytes: {exc}") from None
+                raise _Transient(f"{what}: download broken off after {size} bytes: {exc}") from None
+        if size < desc.size:
+            raise _Transient(f"{what}: truncated: {size} bytes, its descriptor says {desc.size}")
         check(
             what,
             want_digest=desc.digest,
