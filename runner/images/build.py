@@ -308,10 +308,10 @@ class Builder:
         header: str,
     ) -> State:
         sources, dest = df.copy_args(ins, variables, file)
-        if not dest.startswith("/"):
-            dest = os.path.join(state.config.get("WorkingDir") or "/", dest) + (
-                "/" if dest.endswith("/") else ""
-            )
+        # `.` and a trailing `/` or `/.` name a directory (`WORKDIR /app` + `COPY a.txt .` -> /app/a.txt)
+        into_dir = dest.endswith(("/", "/.")) or dest in (".", "..") or dest.endswith("/..")
+        dest = os.path.normpath(os.path.join(state.config.get("WorkingDir") or "/", dest))
+        dest = dest.rstrip("/") + "/" if into_dir else dest
         owner = _owner(ins.flags.get("chown", ""), file, ins.line)
         mode = int(ins.flags["chmod"], 8) if ins.flags.get("chmod") else None
         if ins.flags.get("from"):
