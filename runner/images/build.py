@@ -313,7 +313,7 @@ class Builder:
         dest = os.path.normpath(os.path.join(state.config.get("WorkingDir") or "/", dest))
         dest = dest.rstrip("/") + "/" if into_dir else dest
         owner = _owner(ins.flags.get("chown", ""), file, ins.line)
-        mode = int(ins.flags["chmod"], 8) if ins.flags.get("chmod") else None
+        mode = _mode(ins.flags.get("chmod", ""), file, ins.line)
         if ins.flags.get("from"):
             return self._copy_from(state, ins, sources, dest, stages, owner, header)
         if ins.keyword == "ADD" and any("://" in src for src in sources):
@@ -510,6 +510,18 @@ def _owner(chown: str, file: str, line: int) -> tuple[int, int]:
         return _user_ids(chown)
     except ImageError:
         raise ImageError(f"{file}:{line}: --chown={chown}: use numeric uid[:gid]") from None
+
+
+def _mode(chmod: str, file: str, line: int) -> int | None:
+    if not chmod:
+        return None
+    try:
+        mode = int(chmod, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise ImageError(f"{file}:{line}: --chmod={chmod}: use an octal mode such as 0644")
+    return mode
 
 
 def instructions_from_spec(build: Any) -> list[df.Instruction]:
