@@ -122,6 +122,8 @@ class Builder:
             text = file.read_text()
         except OSError as exc:
             raise ImageError(f"cannot read {file}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ImageError(f"{file}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         parsed = df.parse(text, file.name)
         build_args = build_args or {}
         global_vars: dict[str, str] = {}

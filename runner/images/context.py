@@ -142,9 +142,10 @@ def content_digest(context: Path, sources: list[Path], rules: list[IgnoreRule]) 
         for entry in _walk(source, root, rules):
             st = entry.lstat()
             rel = entry.relative_to(base).as_posix()
-            digest.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode):o}\0".encode())
+            digest.update(os.fsencode(rel))  # names need not be UTF-8
+            digest.update(f"\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode):o}\0".encode())
             if stat.S_ISLNK(st.st_mode):
-                digest.update(os.readlink(entry).encode())
+                digest.update(os.fsencode(os.readlink(entry)))
             elif stat.S_ISREG(st.st_mode):
                 with open(entry, "rb") as f:
                     for chunk in iter(lambda: f.read(1 << 20), b""):
