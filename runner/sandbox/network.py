@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from runner.sandbox import syscalls
+from runner.sandbox.nsholder import namespace_fd
 from runner.sandbox.types import SandboxError
 
 MODES = ("none", "bridge", "host")
@@ -60,34 +61,10 @@ class NetworkNamespace:
 
 
 def _new_loopback_namespace() -> int:
-    """Fork a child that makes a namespace with loopback up; keep a descriptor of it; let the child go."""
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # child: no Python-level cleanup, only syscalls
-        code = 0
-        try:
-            os.close(ready_r)
-            os.close(go_w)
-            syscalls.unshare(syscalls.CLONE_NEWNET)
-            syscalls.loopback_up()
-            os.write(ready_w, b"k")
-            os.read(go_r, 1)
-        except BaseException as exc:
-            try:
-                os.write(ready_w, b"e" + str(exc).encode()[:500])
-            except BaseException:
-                pass
-            code = 1
-        os._exit(code)
-    os.close(ready_w)
-    os.close(go_r)
-    try:
-        answer = os.read(ready_r, 600)
-        if answer != b"k":
-            raise SandboxError(f"cannot create a network namespace: {answer[1:].decode(errors='replace')}")
-        return os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        os.close(ready_r)
-        os.close(go_w)
-        os.waitpid(pid, 0)
+    """A namespace with loopback up, held by a descriptor of ours."""
+
+    def setup() -> None:
+        syscalls.unshare(syscalls.CLONE_NEWNET)
+        syscalls.loopback_up()
+
+    return namespace_fd("net", setup, "create a network namespace")

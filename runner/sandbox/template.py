@@ -10,12 +10,10 @@ thing holding the namespace: closing it (or the runner dying) unmounts everythin
 
 from __future__ import annotations
 
-import os
-
 from runner.sandbox import mounts, syscalls
 from runner.sandbox.network import NetworkNamespace
+from runner.sandbox.nsholder import namespace_fd
 from runner.sandbox.rootfs import Rootfs
-from runner.sandbox.types import SandboxError
 
 
 def _key(network: NetworkNamespace | None) -> object:
@@ -35,39 +33,13 @@ def mount_namespace(rootfs: Rootfs, plan: mounts.MountPlan, network: NetworkName
 
 
 def _create(plan: mounts.MountPlan, network: NetworkNamespace | None) -> int:
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(ready_r)
-            os.close(go_w)
-            flags = syscalls.CLONE_NEWNS
-            if network is None:
-                flags |= syscalls.CLONE_NEWNET  # so /sys shows an empty network, not the host's
-            syscalls.unshare(flags)
-            if network is not None and network.fd is not None:
-                syscalls.setns(network.fd, syscalls.CLONE_NEWNET)
-            mounts.prepare_template(plan)
-            os.write(ready_w, b"k")
-            os.read(go_r, 1)
-        except BaseException as exc:
-            try:
-                os.write(ready_w, b"e" + str(exc).encode(errors="replace")[:2000])
-            except BaseException:
-                pass
-            code = 1
-        os._exit(code)
-    os.close(ready_w)
-    os.close(go_r)
-    try:
-        answer = os.read(ready_r, 2100)
-        if answer != b"k":
-            detail = answer[1:].decode(errors="replace") or "the helper process died"
-            raise SandboxError(f"cannot mount the root filesystem: {detail}")
-        return os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        os.close(ready_r)
-        os.close(go_w)
-        os.waitpid(pid, 0)
+    def setup() -> None:
+        flags = syscalls.CLONE_NEWNS
+        if network is None:
+            flags |= syscalls.CLONE_NEWNET  # so /sys shows an empty network, not the host's
+        syscalls.unshare(flags)
+        if network is not None and network.fd is not None:
+            syscalls.setns(network.fd, syscalls.CLONE_NEWNET)
+        mounts.prepare_template(plan)
+
+    return namespace_fd("mnt", setup, "mount the root filesystem")
