@@ -53,6 +53,12 @@ class WorkerContext:
 
         return DirectoryStorage(self.settings.storage_root)
 
+    @cached_property
+    def recorder(self) -> Any:
+        from runner.logs import LogRecorder
+
+        return LogRecorder(self.logs, self.storage)
+
     @property
     def name(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}"

@@ -85,6 +85,8 @@ def execute(ctx: WorkerContext, job_id: int, token: str) -> str:
     ctx.store.start_build(build.id)
     control = JobControl()
     sink = WorkerSink(ctx, build.id, job.id, job.name)
+    if job.attempts > 1:
+        sink.line(f"--- run {job.attempts}: the worker that ran this job before was lost")
     started = time.monotonic()
     with Watch(ctx.store, build.id, job.id, token, ctx.settings.lease, control) as watch:
         try:

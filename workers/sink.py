@@ -1,8 +1,9 @@
 """The worker's sink: a job's events to the build store, the live log stream and log storage.
 
-Log lines go to the Redis stream at once (the page shows them live) and to log storage in small
-batches; steps, tests and artifacts go to the store as they happen. A failing log backend never
-fails the job: the engine treats a raising sink as the runner's own error, so errors stop here.
+Every log line goes to log storage, then to the Redis stream (`runner.logs.LogRecorder`), so the page
+shows it live and line numbers agree between both; steps, tests and artifacts go to the store as they
+happen. A failing backend never fails the job: the engine treats a raising sink as the runner's own
+error, so errors stop here (storage still holds what the stream missed while Redis restarted).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from runner.pipeline.events import (
 from workers.context import WorkerContext
 
 log = logging.getLogger("workers.sink")
-FLUSH_LINES = 200
-FLUSH_SECONDS = 0.5
 
 
 def line_record(event: Event) -> dict[str, object]:
@@ -55,10 +54,9 @@ class WorkerSink:
     def __init__(self, ctx: WorkerContext, build_id: int, job_id: int, job: str) -> None:
         self.ctx, self.build_id, self.job_id, self.job = ctx, build_id, job_id, job
         self.artifacts_root: Path | None = None
-        self._lock = threading.Lock()
-        self._pending: list[str] = []
-        self._flushed = time.monotonic()
+        self._lock = threading.Lock()  # lines of one job stay in order across the engine's threads
         self.first_line_at: float | None = None
+        self._stream_down = False
 
     def emit(self, event: Event) -> None:
         try:
@@ -88,41 +86,33 @@ class WorkerSink:
         elif isinstance(event, JobFinished):
             self.close()
 
+    def line(self, text: str) -> None:
+        """A line of the runner's own (not from the engine)."""
+        self._line({"t": time.time(), "step": None, "stream": "runner", "text": text})
+
     def _line(self, record: dict[str, object]) -> None:
         if self.first_line_at is None:
             self.first_line_at = time.time()
-        try:
-            self.ctx.logs.append(self.build_id, self.job, record)
-        except Exception as exc:
-            log.warning("job %s: live log unavailable: %s", self.job, exc)
         with self._lock:
-            self._pending.append(str(record.get("text", "")))
-            due = len(self._pending) >= FLUSH_LINES or time.monotonic() - self._flushed >= FLUSH_SECONDS
-        if due:
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            lines, self._pending = self._pending, []
-            self._flushed = time.monotonic()
-        if lines:
-            self.ctx.storage.append_log(self.build_id, self.job, "".join(f"{line}\n" for line in lines))
+            try:
+                self.ctx.recorder.line(self.build_id, self.job, record)
+                self._stream_down = False
+            except Exception as exc:  # storage has the line unless storage itself failed
+                if not self._stream_down:
+                    log.warning("job %s: live log unavailable: %s", self.job, exc)
+                self._stream_down = True
 
     def _artifact(self, event: ArtifactStored) -> None:
         if self.artifacts_root is None:
             return
         source = self.artifacts_root / job_dirname(self.job) / event.path
-        with open(source, "rb") as handle:
-            self.ctx.storage.put_artifact(self.build_id, self.job, event.path, handle)
+        self.ctx.storage.put_artifact(self.build_id, self.job, event.path, source)
         self.ctx.store.artifact_stored(self.job_id, event.path, event.size)
 
     def close(self) -> None:
-        """Write what is buffered and mark the live stream ended."""
-        try:
-            self.flush()
-        except Exception as exc:
-            log.warning("job %s: log not stored: %s", self.job, exc)
-        try:
-            self.ctx.logs.end(self.build_id, self.job)
-        except Exception as exc:
-            log.warning("job %s: live log not closed: %s", self.job, exc)
+        """Mark the log complete and the live stream ended."""
+        with self._lock:
+            try:
+                self.ctx.recorder.end(self.build_id, self.job)
+            except Exception as exc:
+                log.warning("job %s: live log not closed: %s", self.job, exc)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from runner.server.builds import BrokerUnavailable, BuildService, SourceUnavailable
@@ -77,10 +77,8 @@ def get_tests(request: Request, build_id: int) -> dict[str, Any]:
 @router.get("/builds/{build_id}/jobs/{job}/log", response_class=PlainTextResponse)
 def get_log(request: Request, build_id: int, job: str) -> PlainTextResponse:
     _job_or_404(request, build_id, job)
-    text = request.app.state.backends.storage.read_log(build_id, job)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    return PlainTextResponse(text or "")
+    data = request.app.state.backends.storage.read_log(build_id, job)
+    return PlainTextResponse(data.decode("utf-8", errors="replace"))
 
 
 @router.get("/builds/{build_id}/jobs/{job}/log/stream")
@@ -90,35 +88,29 @@ def stream_log(request: Request, build_id: int, job: str) -> StreamingResponse:
 
     _job_or_404(request, build_id, job)
     last = request.headers.get("last-event-id")
-    events = sse_events(
-        request.app.state.backends.logs, request.app.state.backends.storage, build_id, job, last
-    )
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    backends = request.app.state.backends
+    queries = _queries(request)
+
+    def finished() -> bool:
+        found = queries.job_by_name(build_id, job)
+        return found is None or found.finished_at is not None
+
+    events = sse_events(backends.logs, backends.storage, build_id, job, last, job_finished=finished)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
 @router.get("/builds/{build_id}/artifacts/{job}/{path:path}")
 def get_artifact(request: Request, build_id: int, job: str, path: str) -> Response:
+    from runner.logs import StorageError
+
     if _queries(request).artifact(build_id, job, path) is None:
         raise HTTPException(404, f"build {build_id} job {job!r} has no artifact {path!r}")
-    handle = request.app.state.backends.storage.open_artifact(build_id, job, path)
-    if handle is None:
-        raise HTTPException(404, f"artifact {path!r} is no longer stored")
-
-    def chunks() -> Any:
-        with handle:
-            while block := handle.read(65536):
-                yield block
-
-    name = path.rsplit("/", 1)[-1].replace('"', "")
-    return StreamingResponse(
-        chunks(),
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    try:
+        stored = request.app.state.backends.storage.open_artifact(build_id, job, path)
+    except StorageError:
+        raise HTTPException(404, f"artifact {path!r} is no longer stored") from None
+    return FileResponse(stored, media_type="application/octet-stream", filename=path.rsplit("/", 1)[-1])
 
 
 def _service(request: Request) -> BuildService:

@@ -1,0 +1,100 @@
+"""A push becomes a build that runs on real workers in real containers: end to end over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from server_helpers import adapt, github_push, make_repo
+from stack import Stack
+
+pytestmark = pytest.mark.kernel
+
+JUNIT = """<?xml version="1.0"?>
+<testsuite name="unit" tests="3">
+  <testcase classname="t" name="ok"/>
+  <testcase classname="t" name="broken"><failure message="boom">trace</failure></testcase>
+  <testcase classname="t" name="later"><skipped/></testcase>
+</testsuite>
+"""
+
+CI = """\
+jobs:
+  compile:
+    steps:
+      - name: make
+        run: mkdir -p dist reports && echo wheel > dist/app.whl && cp junit.xml reports/ && echo compiled
+    artifacts: [dist/*.whl]
+    reports: {junit: ["reports/*.xml"]}
+  test:
+    needs: [compile]
+    steps:
+      - run: echo "testing on $RUNNER_JOB_NAME" && echo second line
+  lint:
+    steps:
+      - run: echo linting
+  never:
+    needs: [broken]
+    steps: [{run: echo never}]
+  broken:
+    steps: [{run: exit 3}]
+"""
+
+
+@pytest.fixture
+def stack(tmp_path: Path, redis_url: str) -> Iterator[Stack]:
+    stack = Stack(tmp_path, redis_url)
+    try:
+        stack.start_server()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_a_push_runs_on_two_workers_and_stores_everything(stack, tmp_path):
+    repo = tmp_path / "project"
+    sha = make_repo(repo, {"ci.yml": CI, "junit.xml": JUNIT})
+    stack.start_worker("w1")
+    stack.start_worker("w2")
+    response = stack.push(github_push(repo, sha))
+    assert response.status_code == 202, response.text
+    build_id = response.json()["build_id"]
+    build = stack.wait_build(build_id, timeout=90)
+    jobs = {job["name"]: job for job in build["jobs"]}
+    assert build["status"] == "failed", build  # `broken` failed; `never` is skipped because of it
+    assert {name: job["status"] for name, job in jobs.items()} == {
+        "compile": "passed", "test": "passed", "lint": "passed", "never": "skipped", "broken": "failed",
+    }  # fmt: skip
+    assert len({jobs[name]["worker"] for name in ("compile", "test", "lint", "broken")}) == 2
+    assert jobs["compile"]["steps"][0]["name"] == "make" and jobs["compile"]["steps"][0]["exit_code"] == 0
+    assert jobs["broken"]["steps"][0]["exit_code"] == 3
+    assert jobs["compile"]["tests"]["total"] == 3 and jobs["compile"]["tests"]["failed"] == 1
+    assert build["started_at"] <= build["finished_at"]
+
+    log = stack.client.get(f"/api/builds/{build_id}/jobs/test/log")
+    assert log.status_code == 200 and "second line" in log.text
+    artifact = stack.client.get(f"/api/builds/{build_id}/artifacts/compile/dist/app.whl")
+    assert artifact.status_code == 200 and artifact.content == b"wheel\n"
+    tests = stack.client.get(f"/api/builds/{build_id}/tests").json()
+    assert {(c["name"], c["status"], c["change"]) for c in tests["cases"]} == {
+        ("t.ok", "passed", None), ("t.broken", "failed", "new_failure"), ("t.later", "skipped", None),
+    }  # fmt: skip
+    page = stack.client.get(f"/builds/{build_id}")
+    assert page.status_code == 200 and "compile" in page.text
+
+
+@pytest.mark.parametrize(
+    ("forge", "fixture"), [("github", "push-new-branch.json"), ("gitlab", "push.json"), ("gitea", "push.json")]
+)
+def test_a_build_per_forge_from_its_real_payload(stack, tmp_path, forge, fixture):
+    repo = tmp_path / "project"
+    ci = "jobs:\n  hello:\n    steps:\n      - run: echo hello from ${{ git.sha }} on ${{ git.branch }}\n"
+    sha = make_repo(repo, {"ci.yml": ci})
+    stack.start_worker("w1")
+    response = stack.push(adapt(forge, fixture, repo, sha), forge=forge)
+    assert response.status_code == 202, response.text
+    build = stack.wait_build(response.json()["build_id"], timeout=60)
+    assert build["status"] == "passed" and build["forge"] == forge, build
+    log = stack.client.get(f"/api/builds/{build['id']}/jobs/hello/log").text
+    assert f"hello from {sha} on main" in log
