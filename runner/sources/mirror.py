@@ -27,6 +27,7 @@ import git
 
 from runner.settings import Paths
 
+ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
 GIT_TIMEOUT = 900.0  # seconds for one clone or fetch before it is killed
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?")
 _ADVICE = ("Please make sure you have the correct access rights", "and the repository exists.")
@@ -43,8 +44,13 @@ def redact(url: str) -> str:
 
 
 def _environment() -> dict[str, str]:
-    """Never wait for a password nor a host-key question: a worker has nobody to answer them."""
-    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "SSH_ASKPASS": "/bin/false"}
+    """No password or host-key questions (a worker has nobody to answer them); known transports only."""
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "/bin/false",
+        "SSH_ASKPASS": "/bin/false",
+        "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,  # never `ext::` commands from a webhook's URL
+    }
     if "GIT_SSH_COMMAND" not in os.environ:
         env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
     return env

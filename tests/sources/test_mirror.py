@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -143,6 +145,59 @@ def test_file_url_fetch_moves_only_new_objects(mirrors: Mirrors, origin: Path) -
 def test_git_daemon_fetch_moves_only_new_objects(mirrors: Mirrors, origin: Path, daemon_url: str) -> None:
     fetch_transfers_only_new_objects(mirrors, origin, daemon_url)
     assert mirrors.resolve(daemon_url, "main") == git(origin, "rev-parse", "main")
+
+
+@pytest.fixture
+def http_url(origin: Path, tmp_path: Path) -> Iterator[str]:
+    """A bare copy of `origin` served over plain (dumb) HTTP by a real http.server on 127.0.0.1."""
+    served = tmp_path / "www"
+    served.mkdir()
+    git(served, "clone", "-q", "--bare", str(origin), "proj.git")
+    git(served / "proj.git", "update-server-info")
+    handler = functools.partial(QuietHandler, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/proj.git"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_http_url(mirrors: Mirrors, origin: Path, http_url: str, tmp_path: Path) -> None:
+    sha = git(origin, "rev-parse", "main")
+    assert mirrors.resolve(http_url, "main") == sha
+    assert mirrors.read_file(http_url, sha, "ci.yml") == (origin / "ci.yml").read_bytes()
+    assert workspace_of(mirrors.checkout(http_url, sha, tmp_path / "ws")) == tree_of(origin, sha)
+
+
+def test_force_push_moves_the_branch(mirrors: Mirrors, origin: Path) -> None:
+    url = f"file://{origin}"
+    commit_file(origin, "a.txt", b"a", "to be rewritten")
+    pushed = mirrors.resolve(url, "main")
+    git(origin, "commit", "-q", "--amend", "-m", "rewritten")
+    rewritten = git(origin, "rev-parse", "main")
+    assert rewritten != pushed
+    assert mirrors.resolve(url, "main") == rewritten
+    assert mirrors.read_file(url, pushed, "a.txt") == b"a"  # the old commit stays readable
+
+
+def test_ext_transport_is_refused(mirrors: Mirrors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # even where the machine's git configuration would allow `ext::`
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "protocol.ext.allow")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "always")
+    marker = tmp_path / "pwned"
+    with pytest.raises(SourceError):
+        mirrors.fetch(f"ext::sh -c touch% {marker}")
+    assert not marker.exists()
 
 
 def test_resolve_branches_tags_and_shas(mirrors: Mirrors, origin: Path) -> None:
