@@ -20,9 +20,21 @@ DEFAULT_ENDED_TTL = 3600
 
 Entry = tuple[str, dict[str, Any]]
 
-# KEYS: stream, counter. ARGV: maxlen, ttl, json line. Returns the new line number.
+# KEYS: stream, counter. ARGV: maxlen, ttl, json line, line number or "". Returns the line number used.
+# A given number wins (storage numbers lines); it is raised past the last entry if it would go back.
 _APPEND = """
-local n = redis.call('INCR', KEYS[2])
+local n
+if ARGV[4] == '' then
+  n = redis.call('INCR', KEYS[2])
+else
+  n = tonumber(ARGV[4])
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  if #last > 0 then
+    local previous = tonumber(string.match(last[1][1], '^(%d+)'))
+    if previous >= n then n = previous + 1 end
+  end
+  redis.call('SET', KEYS[2], n)
+end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], n .. '-0', 'line', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -75,10 +87,16 @@ class LogStream:
         key = self.key(build_id, job)
         return [key, key + ":n"]
 
-    def append(self, build_id: int, job: str, line: dict[str, Any]) -> str:
-        """Add one line (a JSON-able dict, normally with `text`); returns its entry id `<n>-0`."""
+    def append(self, build_id: int, job: str, line: dict[str, Any], number: int | None = None) -> str:
+        """Add one line (a JSON-able dict, normally with `text`); returns its entry id `<n>-0`.
+
+        `number` is the line's number in the stored log when the caller knows it (LogRecorder does),
+        so the two stay aligned even after the stream missed lines (Redis down, a worker killed between
+        the two writes); without it, lines are numbered on from the stream's own counter.
+        """
         payload = json.dumps(line, separators=(",", ":"), ensure_ascii=False, default=str)
-        number = self._append(keys=self._keys(build_id, job), args=[self.maxlen, self.ttl, payload])
+        given = "" if number is None else str(int(number))
+        number = self._append(keys=self._keys(build_id, job), args=[self.maxlen, self.ttl, payload, given])
         return f"{int(number)}-0"
 
     def end(self, build_id: int, job: str) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from helpers.redis_server import start_redis
 
 from runner.logs import DirectoryStorage, LogRecorder, LogStream, sse_events
 from runner.logs.sse import stored_lines
@@ -177,3 +179,34 @@ def test_stored_lines_holds_back_a_partial_line(tmp_path: Path) -> None:
     storage.append_log(2, "j", f"{big}\n{big}\nend\n")
     assert [n for n, _ in stored_lines(storage, 2, "j", 1)] == [1, 2, 3]
     assert [len(t) for _, t in stored_lines(storage, 2, "j", 2)] == [70_000, 3]
+
+
+def test_lines_missed_by_redis_keep_their_numbers(tmp_path: Path) -> None:
+    """Redis stops mid-job: the lines it missed come from storage, and later lines keep their numbers."""
+    url, stop = start_redis(tmp_path, appendonly=True)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    storage = DirectoryStorage(tmp_path / "store")
+    recorder = LogRecorder(LogStream(url), storage)
+    try:
+        recorder.line(8, JOB, {"text": "before 1"})
+        recorder.line(8, JOB, {"text": "before 2"})
+        stop()
+        with pytest.raises(redis.ConnectionError):
+            recorder.line(8, JOB, {"text": "while down"})  # stored, but not streamed
+        url, stop = start_redis(tmp_path, port=port, appendonly=True)
+        recorder.line(8, JOB, {"text": "after"})
+        # a rerun of the job by another worker (the first was killed) continues the same log
+        LogRecorder(LogStream(url), storage).line(8, JOB, {"text": "rerun"})
+        recorder.end(8, JOB)
+        stream = LogStream(url)
+        assert [entry_id for entry_id, _ in stream.read(8, JOB)[0]] == ["1-0", "2-0", "4-0", "5-0"]
+        events = events_of(sse_events(stream, storage, 8, JOB, block_ms=100))
+        assert [(e.id, e.data["text"]) for e in events[:-1]] == [
+            ("1", "before 1"),
+            ("2", "before 2"),
+            ("3", "while down"),
+            ("4", "after"),
+            ("5", "rerun"),
+        ]
+    finally:
+        stop()

@@ -92,3 +92,12 @@ def test_blocking_read_times_out_empty(redis_url: str) -> None:
     started = time.monotonic()
     assert stream.read(4, "quiet", block_ms=200) == ([], "0", False)
     assert 0.15 < time.monotonic() - started < 5
+
+
+def test_explicit_line_numbers_never_go_back(redis_url: str) -> None:
+    stream = LogStream(redis_url)
+    assert stream.append(10, "j", {"text": "a"}, number=3) == "3-0"
+    assert stream.append(10, "j", {"text": "b"}) == "4-0"  # the counter follows the given numbers
+    assert stream.append(10, "j", {"text": "c"}, number=2) == "5-0"  # never behind the last entry
+    stream.end(10, "j")
+    assert stream.read(10, "j", after="5-0") == ([], "5-1", True)
