@@ -50,10 +50,13 @@ def parse_cpus(text: str | int | float) -> float:
     return value
 
 
-def format_bytes(n: int) -> str:
-    value = float(n)
+def format_bytes(size: float | None) -> str:
+    """`12345678` -> `11.8 MiB` (binary multiples, as limits are written); None -> ``."""
+    if size is None:
+        return ""
+    value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
-    return f"{n} B"
+    return ""  # unreachable: the loop returns at GiB

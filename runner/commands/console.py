@@ -28,6 +28,7 @@ from runner.pipeline.events import (
     StepStarted,
     TestsCollected,
 )
+from runner.units import format_bytes
 
 PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta", "bright_blue")
 STATUS_STYLE = {
@@ -72,15 +73,6 @@ def format_duration(seconds: float | None) -> str:
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     return f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def format_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
 
 
 class ConsolePrinter:
@@ -142,7 +134,7 @@ class ConsolePrinter:
         elif isinstance(event, TestsCollected):
             self._line(event.job, self._tests_text(event.counts))
         elif isinstance(event, ArtifactStored):
-            self._line(event.job, (f"artifact {event.path} ({format_size(event.size)})", "dim"))
+            self._line(event.job, (f"artifact {event.path} ({format_bytes(event.size)})", "dim"))
         elif isinstance(event, JobFinished):
             style = STATUS_STYLE.get(event.status, "")
             mark = STATUS_MARK.get(event.status, "•")

@@ -14,6 +14,7 @@ from pathlib import Path
 from runner.images.errors import ImageError
 from runner.images.reference import DOCKER_HUB, parse_ref
 from runner.images.store import Store
+from runner.units import format_bytes
 
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -24,14 +25,6 @@ def parse_size(text: str) -> int:
     if not match:
         raise ImageError(f"invalid size {text!r}: use bytes or a number with K, M, G or T (like 500M)")
     return int(float(match.group(1)) * _UNITS[match.group(2)])
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return f"{n:.1f}GB"
 
 
 def _ago(then: float) -> str:
@@ -66,7 +59,7 @@ def ls(store: Store) -> int:
         sizes = {layer.id: layer.size for layer in store.all_layers()}
         rows = []
         for record in sorted(store.images(), key=lambda r: r.created, reverse=True):
-            size = human_size(sum(sizes.get(lid, 0) for lid in record.layers))
+            size = format_bytes(sum(sizes.get(lid, 0) for lid in record.layers))
             short = record.id.partition(":")[2][:12]
             for name in by_image.get(record.id, ["<none>:<none>"]):
                 repo, tag = _split_tag(name)
@@ -103,7 +96,7 @@ def rm(store: Store, ref: str) -> int:
 def prune(store: Store, keep: str = "0") -> int:
     def run() -> int:
         removed, freed = store.prune(parse_size(keep))
-        print(f"Removed {removed} layer{'s' if removed != 1 else ''}, freed {human_size(freed)}")
+        print(f"Removed {removed} layer{'s' if removed != 1 else ''}, freed {format_bytes(freed)}")
         return 0
 
     return _guard(run)

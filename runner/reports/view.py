@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from runner.reports.model import FAILING, TestCase, counts
+from runner.units import format_bytes
 
 RUN_STATUSES: Final = frozenset({"passed", "failed", "canceled", "error", "running", "queued"})
 JOB_STATUSES: Final = frozenset({"queued", "running", "passed", "failed", "skipped", "canceled", "error"})
@@ -266,18 +267,6 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
-
-
-def format_bytes(size: float | None) -> str:
-    """``12345678`` → ``11.8 MiB``; None → ``""``."""
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return ""  # unreachable: the loop returns at GiB
 
 
 def format_time(stamp: float | None) -> str:

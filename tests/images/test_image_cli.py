@@ -49,7 +49,7 @@ def test_ls_rm_prune(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out.splitlines()
     assert out == ["Untagged: localhost:5000/team/app:v1", f"Deleted: {record.id}"]
     assert cli_impl.prune(store, "0") == 0
-    assert capsys.readouterr().out.strip() == "Removed 0 layers, freed 0B"
+    assert capsys.readouterr().out.strip() == "Removed 0 layers, freed 0 B"
 
 
 def test_errors_are_one_line(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
