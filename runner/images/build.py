@@ -9,6 +9,7 @@ its layer directly. Every step is printed as CACHED or built, with its short key
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -118,6 +119,27 @@ class Builder:
         build_args: dict[str, str] | None = None,
         target: str | None = None,
     ) -> BuiltImage:
+        """Build a Dockerfile. rm and prune wait until the image is recorded: while it builds, no image
+        refers to its new layers yet."""
+        with self.store.adding():
+            return self._build_dockerfile(file, context, tag=tag, build_args=build_args, target=target)
+
+    def build_steps(
+        self, base: str, steps: list[df.Instruction], context: Path, *, tag: str | None = None
+    ) -> BuiltImage:
+        """The ci.yml form: `from:` and `build:` entries already turned into instructions."""
+        with self.store.adding():
+            return self._build_steps(base, steps, context, tag=tag)
+
+    def _build_dockerfile(
+        self,
+        file: Path,
+        context: Path,
+        *,
+        tag: str | None = None,
+        build_args: dict[str, str] | None = None,
+        target: str | None = None,
+    ) -> BuiltImage:
         try:
             text = file.read_text()
         except OSError as exc:
@@ -153,10 +175,9 @@ class Builder:
         assert state is not None
         return self._finish(state, tag)
 
-    def build_steps(
+    def _build_steps(
         self, base: str, steps: list[df.Instruction], context: Path, *, tag: str | None = None
     ) -> BuiltImage:
-        """The ci.yml form: `from:` and `build:` entries already turned into instructions."""
         total = len(steps) + 1
         self.out(f"[1/{total}] FROM {base}")
         state = self._base(base, {})
@@ -486,8 +507,7 @@ class Builder:
             "rootfs": {"type": "layers", "diff_ids": list(state.layers)},
         }
         config_bytes = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-        with self.store.adding():
-            record = self.store.put_image(config_bytes, list(state.layers))
+        record = self.store.put_image(config_bytes, list(state.layers))
         if tag:
             from runner.images.reference import parse_ref
 
@@ -583,7 +603,14 @@ def rootfs_for(image: Any, paths: Paths, *, workspace: Path | None = None, log: 
     built = build_image(image, paths, workspace=workspace, log=log)
     if built is None:
         return Rootfs.create(paths)
-    rootfs = Rootfs.create(paths, layers=built.layer_dirs, base=built.base)
+    lease = contextlib.ExitStack()
+    lease.enter_context(Store(paths).lease(built.image_id))  # rm and prune leave its layers alone
+    try:
+        rootfs = Rootfs.create(paths, layers=built.layer_dirs, base=built.base)
+    except BaseException:
+        lease.close()
+        raise
+    rootfs.on_destroy.append(lease.close)
     env = {}
     for entry in built.config.get("Env") or []:
         key, _, value = str(entry).partition("=")

@@ -185,6 +185,7 @@ class Rootfs:
         self.overlays = self._plan()
         self.templates: dict[object, int] = {}  # mount namespaces holding this rootfs (see template.py)
         self.env: dict[str, str] = {}  # the image's own environment, for callers that run its commands
+        self.on_destroy: list[Callable[[], None]] = []  # e.g. releasing the image's lease in the store
 
     @classmethod
     def create(cls, paths: Paths, layers: list[Path] | None = None, base: str | None = "host") -> Rootfs:
@@ -241,6 +242,8 @@ class Rootfs:
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.record:
             records.remove(self.paths, self.record)
+        while self.on_destroy:
+            self.on_destroy.pop()()
 
     def __enter__(self) -> Rootfs:
         return self
