@@ -11,13 +11,18 @@ from runner.forges.events import header
 GITEA_SIGNATURE_HEADERS = ("X-Gitea-Signature", "X-Forgejo-Signature", "X-Gogs-Signature")
 
 
+def _utf8(text: str) -> bytes:
+    """Bytes of any str, lone surrogates included (an undecodable environment variable has them)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def _hex_hmac(secret: str, body: bytes) -> bytes:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    return hmac.new(_utf8(secret), body, hashlib.sha256).hexdigest().encode()
 
 
 def _same(expected: bytes, given: str) -> bool:
     # compare_digest on bytes: a str with non-ASCII characters would raise TypeError instead of failing.
-    return hmac.compare_digest(expected, given.strip().encode("utf-8", "replace"))
+    return hmac.compare_digest(expected, _utf8(given.strip()))
 
 
 def verify_signature(forge: str, secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
@@ -44,5 +49,5 @@ def verify_signature(forge: str, secret: str, body: bytes, headers: Mapping[str,
         token = header(headers, "X-Gitlab-Token")
         if not token:
             return False
-        return hmac.compare_digest(secret.encode(), token.encode("utf-8", "replace"))
+        return hmac.compare_digest(_utf8(secret), _utf8(token))
     return False

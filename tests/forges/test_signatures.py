@@ -87,3 +87,13 @@ def test_empty_secret_refuses_everything() -> None:
     signature = "sha256=" + hmac.new(b"", body, hashlib.sha256).hexdigest()
     assert not verify_signature("github", "", body, {"X-Hub-Signature-256": signature})
     assert not verify_signature("gitlab", "", body, {"X-Gitlab-Token": ""})
+
+
+def test_secrets_and_headers_with_lone_surrogates() -> None:
+    # os.environ gives undecodable bytes as lone surrogates; they must not crash the check
+    secret = "s\udcff"
+    body = b"{}"
+    good = hmac.new(b"s\xed\xb3\xbf", body, hashlib.sha256).hexdigest()
+    assert verify_signature("gitea", secret, body, {"X-Gitea-Signature": good})
+    assert not verify_signature("github", secret, body, {"X-Hub-Signature-256": "sha256=\ud800"})
+    assert verify_signature("gitlab", secret, body, {"X-Gitlab-Token": secret})
