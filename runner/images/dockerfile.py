@@ -113,8 +113,8 @@ def _logical_lines(text: str, file: str) -> list[tuple[int, str]]:
         stripped = raw.strip()
         if not current and (not stripped or stripped.startswith("#")):
             continue
-        if current and stripped.startswith("#"):
-            continue  # comments inside a continued instruction are dropped, as Docker does
+        if current and (not stripped or stripped.startswith("#")):
+            continue  # empty and comment lines inside a continued instruction are dropped, as Docker does
         if not current:
             start = number
         if raw.rstrip().endswith(escape):
