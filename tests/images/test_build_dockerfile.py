@@ -33,6 +33,14 @@ def test_continuations_and_comments_join_one_instruction_at_its_first_line() -> 
     assert (env.keyword, env.line, env.args) == ("ENV", 8, "A=1")
 
 
+def test_empty_lines_inside_a_continuation_do_not_end_it() -> None:
+    parsed = df.parse("FROM host\nRUN apt-get install \\\n    foo \\\n\n    bar\nRUN last \\\n\n")
+    assert [(i.line, i.args) for i in parsed.stages[0].instructions] == [
+        (2, "apt-get install foo bar"),
+        (6, "last"),
+    ]
+
+
 def test_escape_directive_changes_the_continuation_character() -> None:
     parsed = df.parse("# escape=`\nFROM host\nRUN echo a `\n  b\nCOPY c:\\dir\\ /x\n")
     run, copy = parsed.stages[0].instructions
