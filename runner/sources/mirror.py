@@ -156,14 +156,22 @@ class Mirrors:
         if not clean.parts or ".." in clean.parts:
             return None
         mirror = self._ensure_commit(repo_url, sha)
-        with git.Repo(mirror) as repo:
-            try:
-                item = repo.commit(f"{sha}^{{commit}}").tree / str(clean)
-            except KeyError:
-                return None
-            if item.type != "blob":
-                return None
-            return bytes(item.data_stream.read())
+        try:
+            with git.Repo(mirror) as repo:
+                try:
+                    item = repo.commit(f"{sha}^{{commit}}").tree / str(clean)
+                except KeyError:
+                    return None
+                if item.type != "blob":
+                    return None
+                return bytes(item.data_stream.read())
+        except (
+            ValueError,
+            git.GitError,
+            git.BadName,
+            git.BadObject,
+        ) as error:  # BadName, a damaged mirror, a vanished cat-file
+            raise SourceError(f"cannot read {path} at {sha} in {redact(repo_url)}: {error}") from None
 
     def checkout(self, repo_url: str, sha: str, dest: Path) -> Path:
         """Write the files of commit `sha` into `dest` (absent or empty); no `.git`. Returns `dest`."""
@@ -188,11 +196,8 @@ class Mirrors:
 
     def _exact_modes(self, mirror: Path, commit: str, dest: Path) -> None:
         """Modes as the commit says (0644 / 0755), whatever the worker's umask made of them."""
-        listing = self._run(
-            ["git", "--git-dir", str(mirror), "ls-tree", "-r", "-z", "-t", "--full-tree", commit],
-            None, "list files", as_bytes=True,
-        )  # fmt: skip
-        assert isinstance(listing, bytes)
+        argv = ["git", "--git-dir", str(mirror), "ls-tree", "-r", "-z", "-t", "--full-tree", commit]
+        listing = self._run(argv, None, "list files")
         for entry in listing.split(b"\0"):
             if not entry:
                 continue
@@ -219,26 +224,23 @@ class Mirrors:
             )
         except SourceError:
             return None
-        return str(out).strip() or None
+        return out.decode().strip() or None
 
     def _git(self, mirror: Path, *args: str, what: str) -> None:
         self._run(["git", "--git-dir", str(mirror), *args], None, what)
 
-    def _run(
-        self, argv: list[str], env: dict[str, str] | None, what: str, as_bytes: bool = False
-    ) -> str | bytes:
+    def _run(self, argv: list[str], env: dict[str, str] | None, what: str) -> bytes:
+        """stdout of a git command; SourceError with git's own words when it fails."""
         try:
             out = git.Git().execute(
                 argv,
                 env={**_environment(), **(env or {})},
                 kill_after_timeout=self.timeout,
-                stdout_as_string=not as_bytes,
-                strip_newline_in_stdout=not as_bytes,
+                stdout_as_string=False,
+                strip_newline_in_stdout=False,
             )
         except git.GitCommandError as error:
             raise SourceError(f"git could not {what}: {redact(_git_message(error))}") from None
         except git.GitCommandNotFound:
             raise SourceError("git is not installed: apt-get install -y git") from None
-        if isinstance(out, (str, bytes)):
-            return out
-        return b"" if as_bytes else ""
+        return out if isinstance(out, bytes) else b""
