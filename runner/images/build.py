@@ -164,7 +164,8 @@ class Builder:
             counter[0] += 1
             self.out(f"[{counter[0]}/{total}] FROM {base_name}" + (f" AS {stage.name}" if stage.name else ""))
             state = self._base(base_name, stages)
-            state.args = dict(global_vars)
+            state.args = {}  # ARGs before FROM serve FROM lines; a stage sees one only if it declares it
+            self._global_args = global_vars
             for instruction in stage.instructions:
                 counter[0] += 1
                 state = self._step(
@@ -224,7 +225,8 @@ class Builder:
                 elif kw == "LABEL":
                     state.config.setdefault("Labels", {})[k] = v
                 else:
-                    state.args[k] = build_args.get(k, "" if v == "\0unset" else v)
+                    default = self._global_args.get(k, "") if v == "\0unset" else v
+                    state.args[k] = build_args.get(k, default)
             state.key = _key(state.key, kw, ins.args, variables if kw != "ARG" else state.args)
             self.out(header)
             return state
@@ -439,6 +441,7 @@ class Builder:
     steps = 0
     cached = 0
     _missed = False
+    _global_args: dict[str, str] = {}  # ARGs before the first FROM, replaced per build
 
     @property
     def remote(self) -> str | None:
