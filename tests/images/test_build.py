@@ -222,6 +222,23 @@ def test_build_args_and_env_are_part_of_the_key(paths: Paths, context: Path) -> 
     assert plain.image_id != spicy.image_id
 
 
+def test_global_args_reach_a_stage_only_when_it_declares_them(paths: Paths, context: Path) -> None:
+    dockerfile = """
+        ARG VERSION=1
+        ARG BASE=host
+        FROM $BASE
+        RUN echo "[$VERSION]" > /undeclared
+        ARG VERSION
+        RUN echo "[$VERSION]" > /declared
+    """
+    built, _ = build(paths, context, dockerfile)
+    assert in_image(paths, built, "cat /undeclared /declared") == (0, "[]\n[1]")
+    other, lines = build(paths, context, dockerfile, build_args={"VERSION": "2"})
+    assert outcomes(lines)[0] == "CACHED"  # the step that does not see VERSION is not rebuilt
+    assert outcomes(lines)[1] != "CACHED"
+    assert in_image(paths, other, "cat /undeclared /declared") == (0, "[]\n[2]")
+
+
 # ---- what lands in the image -----------------------------------------------------------------------
 
 
