@@ -178,6 +178,24 @@ def test_http_url(mirrors: Mirrors, origin: Path, http_url: str, tmp_path: Path)
     assert workspace_of(mirrors.checkout(http_url, sha, tmp_path / "ws")) == tree_of(origin, sha)
 
 
+def test_ssh_urls_through_the_ssh_transport(
+    mirrors: Mirrors, origin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git's real ssh transport, with a local stand-in for `ssh` (no sshd here): it runs the remote
+    command git asks for (git-upload-pack '<path>') and records the host it was asked to reach."""
+    calls = tmp_path / "ssh-calls"
+    fake_ssh = tmp_path / "fake-ssh"
+    fake_ssh.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nfor last; do :; done\nexec sh -c "$last"\n')
+    fake_ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(fake_ssh))
+    sha = git(origin, "rev-parse", "main")
+    for url in (f"ssh://git@127.0.0.1{origin}", f"git@127.0.0.1:{origin}"):
+        assert mirrors.resolve(url, "main") == sha
+        assert mirrors.read_file(url, sha, "ci.yml") == (origin / "ci.yml").read_bytes()
+    recorded = calls.read_text()
+    assert "git@127.0.0.1" in recorded and "git-upload-pack" in recorded
+
+
 def test_force_push_moves_the_branch(mirrors: Mirrors, origin: Path) -> None:
     url = f"file://{origin}"
     commit_file(origin, "a.txt", b"a", "to be rewritten")
