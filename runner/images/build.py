@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable
@@ -336,7 +337,10 @@ class Builder:
         # `.` and a trailing `/` or `/.` name a directory (`WORKDIR /app` + `COPY a.txt .` -> /app/a.txt)
         into_dir = dest.endswith(("/", "/.")) or dest in (".", "..") or dest.endswith("/..")
         dest = os.path.normpath(os.path.join(state.config.get("WorkingDir") or "/", dest))
-        dest = dest.rstrip("/") + "/" if into_dir else dest
+        # through the parent image's symlinks (COPY x /bin/ on a merged-/usr image lands in /usr/bin), and
+        # into an existing directory even without a trailing slash, as Docker does
+        dest, kind = ImageView(self._dirs(state), state.base, self.paths).resolve(dest)
+        dest = dest.rstrip("/") + "/" if into_dir or kind == "dir" else dest
         owner = _owner(ins.flags.get("chown", ""), file, ins.line)
         mode = _mode(ins.flags.get("chmod", ""), file, ins.line)
         if ins.flags.get("from"):
@@ -517,6 +521,87 @@ class Builder:
             self.store.tag(parse_ref(tag), record.id)
         self.out(f"image {record.id[7:19]}" + (f" tagged {tag}" if tag else ""))
         return BuiltImage(record.id, state.base, self._dirs(state), config, self.steps, self.cached)
+
+
+class ImageView:
+    """Lookups of container paths in an image being built, through its layers and base, without mounting it.
+
+    Entries are found as overlayfs would find them: the topmost layer that has the path wins, a
+    whiteout (character device 0/0) hides it, and so does a file or an opaque directory above it.
+    """
+
+    def __init__(self, layers: list[Path], base: str | None, paths: Paths) -> None:
+        from runner.sandbox.rootfs import host_image
+
+        host = host_image(paths)
+        self.layers = layers  # top first
+        self.skeleton = host.skeleton
+        self.host_dirs = set(host.dirs) if base == "host" else set()
+
+    def resolve(self, path: str, hops: int = 0) -> tuple[str, str]:
+        """(`path` with every symlink followed inside the image, kind): kind is dir, file, link or none.
+
+        A last component that is a symlink is followed only to a directory; else the link itself is meant.
+        """
+        parts = [p for p in path.split("/") if p]
+        done: list[str] = []
+        kind = "dir"  # the root
+        while parts:
+            name = parts.pop(0)
+            kind, target = self._entry("/".join([*done, name]))
+            if kind != "link" or target is None:
+                done.append(name)
+                continue
+            hops += 1
+            if hops > 40:
+                raise ImageError(f"{path}: too many levels of symbolic links in the image")
+            followed = os.path.normpath(os.path.join("/" + "/".join(done), target))
+            if not parts:
+                resolved, target_kind = self.resolve(followed, hops)
+                if target_kind == "dir":
+                    return resolved, "dir"
+                return "/" + "/".join([*done, name]), "link"
+            parts = [p for p in followed.split("/") if p] + parts
+            done = []
+        return "/" + "/".join(done), kind
+
+    def _entry(self, rel: str) -> tuple[str, str | None]:
+        parts = rel.split("/")
+        bottom = Path("/") if parts[0] in self.host_dirs else self.skeleton
+        for root in [*self.layers, bottom]:
+            found, last = self._in(root, parts)
+            if found is not None:
+                return found
+            if last:
+                break
+        return "none", None
+
+    @staticmethod
+    def _in(root: Path, parts: list[str]) -> tuple[tuple[str, str | None] | None, bool]:
+        """(kind and link target of root/parts, None if root lacks it; whether roots below are hidden)."""
+        hidden = False
+        for i in range(1, len(parts)):
+            ancestor = root.joinpath(*parts[:i])
+            try:
+                st = os.lstat(ancestor)
+            except OSError:
+                return None, hidden  # this layer has nothing there
+            if not stat.S_ISDIR(st.st_mode):
+                return ("none", None), True  # a file, whiteout or link above the path hides it
+            with contextlib.suppress(OSError):
+                hidden = (
+                    hidden or os.getxattr(ancestor, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+                )
+        full = root.joinpath(*parts)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            return None, hidden
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return ("none", None), True  # a whiteout
+        if stat.S_ISLNK(st.st_mode):
+            return ("link", os.readlink(full)), True
+        return ("dir" if stat.S_ISDIR(st.st_mode) else "file", None), True
 
 
 def _user_ids(user: str) -> tuple[int, int]:
