@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 import tarfile
@@ -16,7 +17,7 @@ import pytest
 from conftest import Registry, Run, need, run
 
 import runner.sandbox.container as container_module
-from runner.images.build import Builder, BuiltImage
+from runner.images.build import Builder, BuiltImage, ImageView
 from runner.images.errors import ImageError
 from runner.images.store import Store
 from runner.sandbox import ContainerSpec, NetworkNamespace, Rootfs
@@ -400,6 +401,72 @@ def test_two_processes_building_the_same_image_at_once(paths: Paths, context: Pa
     assert leftovers(paths) == []
     _, lines = build(paths, context, (context / "Dockerfile").read_text())
     assert outcomes(lines) == ["CACHED", "CACHED"]
+
+
+def test_copy_follows_the_images_symlinks_and_copies_into_existing_directories(
+    paths: Paths, context: Path
+) -> None:
+    assert os.path.islink("/bin") and os.path.isdir("/usr/local/bin")  # merged /usr, as on Debian 12
+    (context / "tool").write_text("#!/bin/sh\necho tool-ran\n")
+    os.chmod(context / "tool", 0o755)
+    built, _ = build(
+        paths,
+        context,
+        """
+        FROM host
+        COPY tool /bin/
+        COPY tool /usr/local/bin
+        COPY tool /lib/extra/
+        """,
+    )
+    code, out = in_image(
+        paths,
+        built,
+        "test -L /bin && echo bin-is-a-link; ls /usr/bin/sh /usr/bin/tool /usr/lib/extra/tool;"
+        " ls /usr/local/bin/tool; test -d /usr/local/bin && echo local-bin-is-a-dir; tool",
+    )
+    assert (code, out) == (
+        0,
+        "bin-is-a-link\n/usr/bin/sh\n/usr/bin/tool\n/usr/lib/extra/tool\n/usr/local/bin/tool\n"
+        "local-bin-is-a-dir\ntool-ran",
+    )
+
+
+def _whiteout(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+
+
+def test_image_view_finds_paths_as_overlayfs_does(paths: Paths, tmp_path: Path) -> None:
+    bottom, middle, top = (tmp_path / name for name in ("bottom", "middle", "top"))
+    (bottom / "usr" / "bin").mkdir(parents=True)
+    (bottom / "data" / "old").mkdir(parents=True)
+    (bottom / "gone").mkdir()
+    (bottom / "opaque" / "inner").mkdir(parents=True)
+    os.symlink("usr/bin", bottom / "bin")
+    os.symlink("/usr/lib", bottom / "lib")
+    os.symlink("loop2", bottom / "loop1")
+    os.symlink("loop1", bottom / "loop2")
+    os.symlink("../usr/bin", bottom / "data" / "rel")
+    (middle / "data").mkdir(parents=True)
+    (middle / "data" / "old").write_text("a file over a directory")
+    _whiteout(middle / "gone")
+    (top / "opaque").mkdir(parents=True)
+    os.setxattr(top / "opaque", "trusted.overlay.opaque", b"y")
+    view = ImageView([top, middle, bottom], None, paths)
+    assert view.resolve("/bin/x") == ("/usr/bin/x", "none")
+    assert view.resolve("/bin") == ("/usr/bin", "dir")
+    assert view.resolve("/lib/y") == ("/usr/lib/y", "none")
+    assert view.resolve("/data/rel/z") == ("/usr/bin/z", "none")
+    assert view.resolve("/data/old") == ("/data/old", "file")
+    assert view.resolve("/data/old/under") == ("/data/old/under", "none")  # hidden by the file above
+    assert view.resolve("/gone") == ("/gone", "none")
+    assert view.resolve("/opaque/inner") == ("/opaque/inner", "none")
+    with pytest.raises(ImageError, match="too many levels of symbolic links"):
+        view.resolve("/loop1/x")
+    on_host = ImageView([], "host", paths)
+    assert on_host.resolve("/bin/") == ("/usr/bin", "dir")
+    assert on_host.resolve("/usr/local/bin") == ("/usr/local/bin", "dir")
 
 
 # ---- images from and to a registry -----------------------------------------------------------------
