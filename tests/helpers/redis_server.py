@@ -1,9 +1,9 @@
 """A real `redis-server` on a free 127.0.0.1 port for tests: `start_redis` and the `redis_url` fixture.
 
-Use it from a test module or a conftest.py either way:
+Use it from a conftest.py beside the tests (tests/ has no __init__.py, so put tests/ on sys.path):
 
-    from helpers.redis_server import redis_url, start_redis        # tests/ on sys.path
-    pytest_plugins = ["tests.helpers.redis_server"]                 # repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from helpers.redis_server import redis_url  # the fixture, re-exported to the tests of that folder
 
 The server keeps its files (and, with `appendonly=True`, its append-only log) in a directory under
 `tmp_path`, so a test may stop it and start it again on the same port and directory to simulate a
