@@ -89,9 +89,13 @@ class Stack:
 
     # --- HTTP ---------------------------------------------------------------------------------
 
-    def push(self, payload: dict[str, Any], forge: str = "github", delivery: str | None = None) -> httpx.Response:
+    def push(
+        self, payload: dict[str, Any], forge: str = "github", delivery: str | None = None
+    ) -> httpx.Response:
         body = encode(payload)
-        return self.client.post(f"/hooks/{forge}", content=body, headers=signed(forge, body, delivery=delivery))
+        return self.client.post(
+            f"/hooks/{forge}", content=body, headers=signed(forge, body, delivery=delivery)
+        )
 
     def post(self, path: str) -> httpx.Response:
         return self.client.post(path, headers={"Authorization": f"Bearer {TOKEN}"})
@@ -125,7 +129,8 @@ class Stack:
                 return
             time.sleep(0.05)
         logs = "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.tmp_path.glob("*.log"))
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.tmp_path.glob("*.log"))
         )
         raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
 

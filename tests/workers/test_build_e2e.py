@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from server_helpers import adapt, github_push, make_repo
 from stack import Stack
+from status_recorder import StatusRecorder
 
 pytestmark = pytest.mark.kernel
 
@@ -84,17 +85,36 @@ def test_a_push_runs_on_two_workers_and_stores_everything(stack, tmp_path):
     assert page.status_code == 200 and "compile" in page.text
 
 
-@pytest.mark.parametrize(
-    ("forge", "fixture"), [("github", "push-new-branch.json"), ("gitlab", "push.json"), ("gitea", "push.json")]
-)
-def test_a_build_per_forge_from_its_real_payload(stack, tmp_path, forge, fixture):
+def test_a_build_per_forge_from_its_real_payload_reports_commit_status(tmp_path, redis_url):
     repo = tmp_path / "project"
     ci = "jobs:\n  hello:\n    steps:\n      - run: echo hello from ${{ git.sha }} on ${{ git.branch }}\n"
     sha = make_repo(repo, {"ci.yml": ci})
-    stack.start_worker("w1")
-    response = stack.push(adapt(forge, fixture, repo, sha), forge=forge)
-    assert response.status_code == 202, response.text
-    build = stack.wait_build(response.json()["build_id"], timeout=60)
-    assert build["status"] == "passed" and build["forge"] == forge, build
-    log = stack.client.get(f"/api/builds/{build['id']}/jobs/hello/log").text
-    assert f"hello from {sha} on main" in log
+    with StatusRecorder() as forge_api:
+        env = {}
+        for forge in ("GITHUB", "GITLAB", "GITEA"):
+            env[f"RUNNER_{forge}_URL"] = forge_api.url
+            env[f"RUNNER_{forge}_TOKEN"] = "t0ken"
+        stack = Stack(tmp_path, redis_url, **env)
+        try:
+            stack.start_server()
+            stack.start_worker("w1")
+            for forge, fixture in (
+                ("github", "push-new-branch.json"),
+                ("gitlab", "push.json"),
+                ("gitea", "push.json"),
+            ):
+                response = stack.push(adapt(forge, fixture, repo, sha), forge=forge)
+                assert response.status_code == 202, response.text
+                build = stack.wait_build(response.json()["build_id"], timeout=60)
+                assert build["status"] == "passed" and build["forge"] == forge, build
+                log = stack.client.get(f"/api/builds/{build['id']}/jobs/hello/log").text
+                assert f"hello from {sha} on main" in log
+            expected = {
+                f"/repos/local/project/statuses/{sha}": ["pending", "success"],
+                f"/api/v4/projects/local%2Fproject/statuses/{sha}": ["pending", "success"],
+                f"/api/v1/repos/local/project/statuses/{sha}": ["pending", "success"],
+            }
+            # a status is sent just after its build is marked finished: wait for the last one
+            stack.wait(lambda: forge_api.by_path() == expected, 10, f"statuses {expected}")
+        finally:
+            stack.stop()
