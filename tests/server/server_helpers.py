@@ -27,7 +27,9 @@ def git(repo: Path, *args: str) -> str:
         "GIT_COMMITTER_NAME": "Ada",
         "GIT_COMMITTER_EMAIL": "ada@example.com",
     }
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True
+    )
     return result.stdout.strip()
 
 
@@ -49,7 +51,9 @@ def commit(path: Path, files: dict[str, str], message: str) -> str:
     return git(path, "rev-parse", "HEAD")
 
 
-def settings_for(tmp_path: Path, broker_url: str, database_url: str | None = None, **extra: Any) -> ServerSettings:
+def settings_for(
+    tmp_path: Path, broker_url: str, database_url: str | None = None, **extra: Any
+) -> ServerSettings:
     home = tmp_path / "home"
     values: dict[str, Any] = {
         "home": home,
@@ -62,7 +66,9 @@ def settings_for(tmp_path: Path, broker_url: str, database_url: str | None = Non
     return ServerSettings(**values)
 
 
-def github_push(repo: Path, sha: str, branch: str = "main", message: str = "change", **over: Any) -> dict[str, Any]:
+def github_push(
+    repo: Path, sha: str, branch: str = "main", message: str = "change", **over: Any
+) -> dict[str, Any]:
     """A GitHub push payload for a local repository (the shape of the shared fixture)."""
     data: dict[str, Any] = json.loads((FIXTURES / "github" / "push-branch-update.json").read_text())
     data.update(ref=f"refs/heads/{branch}", after=sha, deleted=False, created=False)

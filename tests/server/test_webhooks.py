@@ -60,7 +60,11 @@ def test_a_push_is_recorded_and_its_first_jobs_enqueued(client, settings, repo):
     assert code == 202, answer
     build = client.get(f"/api/builds/{answer['build_id']}").json()
     assert build["sha"] == sha and build["branch"] == "main" and build["repo"] == "local/project"
-    assert {j["name"]: j["status"] for j in build["jobs"]} == {"build": "queued", "test": "queued", "lint": "queued"}
+    assert {j["name"]: j["status"] for j in build["jobs"]} == {
+        "build": "queued",
+        "test": "queued",
+        "lint": "queued",
+    }
     assert queued(settings) == 2  # build and lint; test waits for build
 
 
@@ -69,7 +73,9 @@ def test_every_webhook_is_refused_while_no_secret_is_set(tmp_path, redis_url, re
     path, sha = repo
     settings = settings_for(tmp_path, redis_url, webhook_secret=None)
     with TestClient(create_app(settings)) as client:
-        body = encode(adapt(forge, "push.json" if forge != "github" else "push-branch-update.json", path, sha))
+        body = encode(
+            adapt(forge, "push.json" if forge != "github" else "push-branch-update.json", path, sha)
+        )
         code, answer = post(client, forge, body)
     assert code == 401 and "RUNNER_WEBHOOK_SECRET" in answer["detail"]
     assert queued(settings) == 0
@@ -104,7 +110,9 @@ def test_a_body_over_the_limit_is_413_announced_or_streamed(client):
 
 
 def test_a_ping_is_answered_without_a_build(client):
-    body = (Path(__file__).resolve().parents[3] / "shared/fixtures/webhooks/github/ping-default.json").read_bytes()
+    body = (
+        Path(__file__).resolve().parents[3] / "shared/fixtures/webhooks/github/ping-default.json"
+    ).read_bytes()
     headers = signed("github", body) | {"X-GitHub-Event": "ping"}
     response = client.post("/hooks/github", content=body, headers=headers)
     assert response.status_code == 200 and response.json() == {"ignored": "ping"}
@@ -157,7 +165,8 @@ def test_a_repeated_delivery_answers_the_original_build(client, settings, repo):
 
 
 @pytest.mark.parametrize(
-    ("forge", "fixture"), [("github", "push-new-branch.json"), ("gitlab", "push.json"), ("gitea", "push.json")]
+    ("forge", "fixture"),
+    [("github", "push-new-branch.json"), ("gitlab", "push.json"), ("gitea", "push.json")],
 )
 def test_each_forge_s_real_payload_makes_a_build(client, repo, forge, fixture):
     path, sha = repo
