@@ -25,7 +25,7 @@ from typing import Any
 from runner.images import context as ctx
 from runner.images import dockerfile as df
 from runner.images.errors import ImageError
-from runner.images.fsutil import read_json, write_json
+from runner.images.fsutil import flocked, read_json, write_json
 from runner.images.reference import is_host
 from runner.images.store import Store
 from runner.settings import Paths
@@ -481,9 +481,10 @@ class Builder:
 
     def _remember(self, parent: str, what: Any, files: str | None, key: str) -> None:
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        data = read_json(self._index(parent)) or {}
-        data[json.dumps(what, default=str)] = {"files": files, "key": key}
-        write_json(self._index(parent), data)
+        with flocked(self.index_dir / ".lock"):  # builds running at once must not lose each other's entries
+            data = read_json(self._index(parent)) or {}
+            data[json.dumps(what, default=str)] = {"files": files, "key": key}
+            write_json(self._index(parent), data)
 
     def _miss_reason(self, parent: str, what: Any, files: str | None) -> str:
         """Why a step missed, from what earlier builds recorded under the same parent layer."""
