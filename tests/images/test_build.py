@@ -615,6 +615,13 @@ jobs:
     image: {dockerfile: ci/Dockerfile, context: .}
     steps:
       - run: cat /from-dockerfile.txt; echo "flavour=$FLAVOUR"
+  registry-image:
+    image:
+      from: {busybox}
+      build:
+        - run: echo from-registry > /registry.txt
+    steps:
+      - run: cat /registry.txt; test ! -e /usr/bin/python3 && echo not-the-host
 """
 
 CI_DOCKERFILE = """\
@@ -625,11 +632,11 @@ ENV FLAVOUR=docker
 """
 
 
-def test_ci_yml_image_forms_build_and_then_hit_the_cache(tmp_path: Path) -> None:
+def test_ci_yml_image_forms_build_and_then_hit_the_cache(tmp_path: Path, busybox: str) -> None:
     repo = tmp_path / "repo"
     (repo / "ci").mkdir(parents=True)
     _git(repo, "init", "-q", "-b", "main")
-    (repo / "ci.yml").write_text(CI_YML)
+    (repo / "ci.yml").write_text(CI_YML.replace("{busybox}", busybox))
     (repo / "ci" / "Dockerfile").write_text(CI_DOCKERFILE)
     (repo / "requirements.txt").write_text("req==1\n")
     _git(repo, "add", "-A")
@@ -641,20 +648,23 @@ def test_ci_yml_image_forms_build_and_then_hit_the_cache(tmp_path: Path) -> None
     assert "[steps-image] req==1" in first.stdout and "[steps-image] mode=test" in first.stdout
     assert "[dockerfile-image] df:req==1" in first.stdout
     assert "[dockerfile-image] flavour=docker" in first.stdout
+    assert "[registry-image] from-registry" in first.stdout
+    assert "[registry-image] not-the-host" in first.stdout
     built = [line for line in first.stdout.splitlines() if "building " in line]
-    assert len(built) == 4, first.stdout  # a COPY and a RUN per job
+    assert len(built) == 5, first.stdout  # a COPY and a RUN per host job, a RUN over busybox
 
     second = runner_cli(home, "exec", str(repo))
     assert second.returncode == 0, second.stdout + second.stderr
     lines = second.stdout.splitlines()
     assert not any("building " in line for line in lines), second.stdout
-    for job in ("steps-image", "dockerfile-image"):
+    for job, layers in (("steps-image", 2), ("dockerfile-image", 2), ("registry-image", 1)):
         cached = [line for line in lines if line.startswith(f"[{job}]") and "CACHED " in line]
-        assert len(cached) == 2, second.stdout
+        assert len(cached) == layers, second.stdout
+    assert "[registry-image] from-registry" in second.stdout
     assert "[dockerfile-image] flavour=docker" in second.stdout
 
     (repo / "requirements.txt").write_text("req==2\n")  # uncommitted changes are part of the workspace
     third = runner_cli(home, "exec", str(repo))
     assert third.returncode == 0, third.stdout + third.stderr
     assert "[dockerfile-image] df:req==2" in third.stdout
-    assert third.stdout.count("(the copied files changed)") == 2
+    assert third.stdout.count("(the copied files changed)") == 2, third.stdout
