@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import stat
 import time
@@ -645,9 +646,8 @@ def instructions_from_spec(build: Any) -> list[df.Instruction]:
             src, dest = entry.args[0], entry.args[1]
             out.append(df.Instruction("COPY", json.dumps([src, dest]), number))
         elif entry.kind == "env":
-            out.append(
-                df.Instruction("ENV", " ".join(json.dumps(a) if " " in a else a for a in entry.args), number)
-            )
+            # quoted for the ENV parser (a value may hold ' " \ or spaces); $VAR still expands as in ENV
+            out.append(df.Instruction("ENV", " ".join(shlex.quote(a) for a in entry.args), number))
         elif entry.kind == "workdir":
             out.append(df.Instruction("WORKDIR", entry.args[0], number))
     return out
