@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from runner.config.spec import BuildInstruction
 from runner.images import context as ctx
 from runner.images import dockerfile as df
-from runner.images.build import Builder, BuiltImage
+from runner.images.build import Builder, BuiltImage, instructions_from_spec
 from runner.images.errors import ImageError
 from runner.settings import Paths
 
@@ -458,3 +459,26 @@ def test_copy_only_builds_are_cached_by_content(tmp_path: Path) -> None:
     changed = Builder(paths, out=lines.append).build_dockerfile(context / "Dockerfile", context)
     assert "  building" in "\n".join(lines) and "(the copied files changed)" in "\n".join(lines)
     assert changed.image_id != first.image_id
+
+
+def test_ci_yml_build_entries_become_instructions_with_values_kept_whole(tmp_path: Path) -> None:
+    entries = [
+        BuildInstruction("copy", ("req's.txt", "/src/req's.txt")),
+        BuildInstruction("env", ("QUOTE=it's", "SPACED=a b", 'DOUBLE=say "hi"', "BACKSLASH=a\\b", "EMPTY=")),
+        BuildInstruction("env", ("PATH=/opt/bin:$PATH",)),
+        BuildInstruction("workdir", ("/srv",)),
+    ]
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "req's.txt").write_text("r")
+    builder = Builder(Paths(tmp_path / "home"), out=lambda line: None)
+    built = builder.build_steps("scratch", instructions_from_spec(entries), tmp_path / "ctx")
+    assert built.config["Env"] == [
+        "QUOTE=it's",
+        "SPACED=a b",
+        'DOUBLE=say "hi"',
+        "BACKSLASH=a\\b",
+        "EMPTY=",
+        "PATH=/opt/bin:",  # $PATH expands as in a Dockerfile ENV: scratch has none
+    ]
+    assert built.config["WorkingDir"] == "/srv"
+    assert _files(built) == {"src/req's.txt"}
