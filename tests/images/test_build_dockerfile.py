@@ -482,3 +482,50 @@ def test_ci_yml_build_entries_become_instructions_with_values_kept_whole(tmp_pat
     ]
     assert built.config["WorkingDir"] == "/srv"
     assert _files(built) == {"src/req's.txt"}
+
+
+def _tar(path: Path, members: dict[str, bytes], mode: str = "w:gz") -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(path, mode) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_add_extracts_local_archives_and_copies_other_files(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    _tar(context / "bundle.tar.gz", {"pkg/a.txt": b"a", "pkg/sub/b.txt": b"b"})
+    (context / "plain.txt").write_text("plain")
+    built = _build_without_containers(tmp_path, "FROM scratch\nADD bundle.tar.gz plain.txt /opt/\n")
+    assert _files(built) == {"opt/pkg/a.txt", "opt/pkg/sub/b.txt", "opt/plain.txt"}
+    copied = _build_without_containers(tmp_path, "FROM scratch\nCOPY bundle.tar.gz /opt/\n")
+    assert _files(copied) == {"opt/bundle.tar.gz"}  # COPY never extracts
+
+
+def test_add_refuses_archives_that_climb_out_of_the_destination(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    _tar(context / "evil.tar", {"../escape.txt": b"x"}, mode="w")
+    with pytest.raises(ImageError) as info:
+        _build_without_containers(tmp_path, "FROM scratch\nADD evil.tar /opt/\n")
+    assert str(info.value).startswith("ADD evil.tar: cannot extract:")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "escape.txt").exists()
+    assert not list((tmp_path / "home" / "tmp").iterdir())  # no half-made layer left
+
+
+def test_add_puts_absolute_archive_members_under_the_destination(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    _tar(context / "abs.tar", {"/abs.txt": b"x"}, mode="w")
+    built = _build_without_containers(tmp_path, "FROM scratch\nADD abs.tar /opt/\n")
+    assert _files(built) == {"opt/abs.txt"}
+
+
+def test_add_from_a_url_is_refused_with_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match=r"^Dockerfile:2: ADD from a URL is not supported"):
+        _build_without_containers(tmp_path, "FROM scratch\nADD https://example.com/x.tgz /opt/\n")
