@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,10 +24,20 @@ class StoreError(Exception):
     """The build store cannot be opened or migrated; the message is one line for the user."""
 
 
+def _driver(url: URL) -> URL:
+    """`postgresql://` means psycopg 3 when psycopg2 (SQLAlchemy's default driver) is not installed."""
+    if url.drivername == "postgresql":
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+            return url.set(drivername="postgresql+psycopg")
+    return url
+
+
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, future=True)
+        return create_engine(_driver(parsed), pool_pre_ping=True, future=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, future=True)

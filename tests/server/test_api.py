@@ -15,7 +15,17 @@ from runner.server.app import create_app
 from runner.server.settings import ServerSettings
 from runner.server.store import BuildPlan, JobPlan
 
-CI = "jobs:\n  unit:\n    steps:\n      - run: echo unit\n  e2e:\n    needs: [unit]\n    labels: [big]\n    steps:\n      - run: echo e2e\n"
+CI = """\
+jobs:
+  unit:
+    steps:
+      - run: echo unit
+  e2e:
+    needs: [unit]
+    labels: [big]
+    steps:
+      - run: echo e2e
+"""
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -45,8 +55,10 @@ def finished_build(
 ) -> int:
     """A build of `branch` whose job `unit` ran and collected `cases` (name, status)."""
     s = store(client)
-    plan = BuildPlan(forge="github", repo="o/app", repo_url="file:///x", ref=f"refs/heads/{branch}", sha="a" * 40,
-                     branch=branch, jobs=[JobPlan("unit")])  # fmt: skip
+    plan = BuildPlan(
+        forge="github", repo="o/app", repo_url="file:///x", ref=f"refs/heads/{branch}", sha="a" * 40,
+        branch=branch, jobs=[JobPlan("unit")],
+    )  # fmt: skip
     build_id, _ = s.create_build(plan)
     [job] = s.jobs(build_id)
     assert s.claim_job(job.id, "tok", "test", 30) == "claimed"

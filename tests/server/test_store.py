@@ -122,7 +122,7 @@ def test_a_delivery_makes_one_build_even_when_raced(store):
 
 def test_cancel_settles_queued_jobs_and_leaves_running_ones_to_their_worker(store):
     build_id, _ = store.create_build(plan())
-    a, b = store.jobs(build_id)
+    a, _b = store.jobs(build_id)
     store.claim_job(a.id, "t", "w", 30)
     assert store.request_cancel(build_id, "stop")
     assert store.cancel_requested(build_id)

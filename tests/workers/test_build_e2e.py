@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +119,52 @@ def test_a_build_per_forge_from_its_real_payload_reports_commit_status(tmp_path,
             stack.wait(lambda: forge_api.by_path() == expected, 10, f"statuses {expected}")
         finally:
             stack.stop()
+
+
+LIVE = """\
+jobs:
+  unit:
+    steps:
+      - run: echo first-line && sleep 3 && echo last-line
+  e2e:
+    labels: [big]
+    steps:
+      - run: echo on the big queue
+"""
+
+
+def test_the_log_streams_live_and_labels_route_jobs_to_their_queue(stack, tmp_path):
+    repo = tmp_path / "project"
+    sha = make_repo(repo, {"ci.yml": LIVE})
+    stack.start_worker("default")
+    build_id = stack.push(github_push(repo, sha)).json()["build_id"]
+    seen: list[tuple[float, str]] = []
+    url = f"/api/builds/{build_id}/jobs/unit/log/stream"
+    with stack.client.stream("GET", url, timeout=30) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            seen.append((time.monotonic(), line))
+            if line.startswith("event: end"):
+                break
+    ended = time.monotonic()
+    first = next(t for t, line in seen if '"text":"first-line"' in line)
+    last = next(t for t, line in seen if '"text":"last-line"' in line)
+    assert last - first >= 2.5  # the first line arrived while the step was still sleeping
+    assert ended - first >= 2.5
+    assert any(line.startswith("id: ") for _, line in seen)
+    # resuming after the first line gives the rest, not the first line again
+    lines = [line for _, line in seen]
+    first_id = lines[lines.index(next(x for x in lines if '"text":"first-line"' in x)) - 1].removeprefix(
+        "id: "
+    )
+    resumed = stack.client.get(url, headers={"Last-Event-ID": first_id}).text
+    assert '"text":"first-line"' not in resumed and '"text":"last-line"' in resumed
+    assert '"text":"--- step echo first-line && sleep 3 && echo last-line"' not in resumed  # nor earlier ones
+
+    stack.wait_job(build_id, "unit", "passed")
+    time.sleep(2)
+    assert {j["name"]: j["status"] for j in stack.build(build_id)["jobs"]}["e2e"] == "queued"
+    stack.start_worker("big", queues="big")
+    build = stack.wait_build(build_id, timeout=30)
+    jobs = {j["name"]: j for j in build["jobs"]}
+    assert build["status"] == "passed" and jobs["e2e"]["worker"] != jobs["unit"]["worker"]

@@ -65,8 +65,8 @@ def test_cancel_kills_the_running_job_within_2s_and_reports_it(tmp_path, redis_u
                 "after": "canceled",
             }
             assert stack.post(f"/api/builds/{build_id}/cancel").status_code == 409
-            stack.wait(lambda: forge.by_path().get(f"/repos/local/project/statuses/{sha}") == ["pending", "error"],
-                       10, "the canceled status")  # fmt: skip
+            path = f"/repos/local/project/statuses/{sha}"
+            stack.wait(lambda: forge.by_path().get(path) == ["pending", "error"], 10, "the canceled status")
         finally:
             _cleanup(stack)
 
