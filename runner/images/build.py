@@ -300,11 +300,8 @@ class Builder:
         uid, gid = _user_ids(user)
         rootfs = Rootfs.create(self.paths, layers=self._dirs(state), base=state.base)
         try:
-            for target, upper in rootfs.uppers().items():  # the working directory exists before the command
-                prefix = "/" + target if target else ""
-                if workdir == prefix or workdir.startswith(prefix + "/") or not target:
-                    best = upper
-            (best / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            view = ImageView(self._dirs(state), state.base, self.paths)
+            _make_workdir(view, rootfs.uppers(), view.resolve(workdir)[0])
             spec = ContainerSpec(argv=argv, env=env, cwd=workdir, uid=uid, gid=gid, hostname="build")
             try:
                 with NetworkNamespace.create(self.network) as net:
@@ -550,7 +547,7 @@ class ImageView:
         kind = "dir"  # the root
         while parts:
             name = parts.pop(0)
-            kind, target = self._entry("/".join([*done, name]))
+            kind, target, _ = self.entry("/".join([*done, name]))
             if kind != "link" or target is None:
                 done.append(name)
                 continue
@@ -567,7 +564,8 @@ class ImageView:
             done = []
         return "/" + "/".join(done), kind
 
-    def _entry(self, rel: str) -> tuple[str, str | None]:
+    def entry(self, rel: str) -> tuple[str, str | None, Path | None]:
+        """(kind, link target, the path that provides it) of container path /rel, symlinks not followed."""
         parts = rel.split("/")
         bottom = Path("/") if parts[0] in self.host_dirs else self.skeleton
         for root in [*self.layers, bottom]:
@@ -576,10 +574,10 @@ class ImageView:
                 return found
             if last:
                 break
-        return "none", None
+        return "none", None, None
 
     @staticmethod
-    def _in(root: Path, parts: list[str]) -> tuple[tuple[str, str | None] | None, bool]:
+    def _in(root: Path, parts: list[str]) -> tuple[tuple[str, str | None, Path | None] | None, bool]:
         """(kind and link target of root/parts, None if root lacks it; whether roots below are hidden)."""
         hidden = False
         for i in range(1, len(parts)):
@@ -589,7 +587,7 @@ class ImageView:
             except OSError:
                 return None, hidden  # this layer has nothing there
             if not stat.S_ISDIR(st.st_mode):
-                return ("none", None), True  # a file, whiteout or link above the path hides it
+                return ("none", None, None), True  # a file, whiteout or link above the path hides it
             with contextlib.suppress(OSError):
                 hidden = (
                     hidden or os.getxattr(ancestor, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
@@ -600,10 +598,35 @@ class ImageView:
         except OSError:
             return None, hidden
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            return ("none", None), True  # a whiteout
+            return ("none", None, None), True  # a whiteout
         if stat.S_ISLNK(st.st_mode):
-            return ("link", os.readlink(full)), True
-        return ("dir" if stat.S_ISDIR(st.st_mode) else "file", None), True
+            return ("link", os.readlink(full), full), True
+        return ("dir" if stat.S_ISDIR(st.st_mode) else "file", None, full), True
+
+
+def _make_workdir(view: ImageView, uppers: dict[str, Path], path: str) -> None:
+    """Make the RUN's working directory `path` (symlinks resolved) exist: missing directories are created
+    in the upper dir of the mount that holds them; the image's directories above them are copied up with
+    their mode and owner, so that `WORKDIR /tmp/x` leaves /tmp as it was."""
+    parts = [p for p in path.split("/") if p]
+    if not parts or view.entry("/".join(parts))[0] == "dir":
+        return
+    target = parts[0] if parts[0] in uppers and parts[0] else ""
+    upper, skip = uppers[target], 1 if target else 0
+    for i in range(skip + 1, len(parts) + 1):
+        dest = upper.joinpath(*parts[skip:i])
+        if dest.is_dir():
+            continue
+        kind, _, source = view.entry("/".join(parts[:i]))
+        if kind == "dir" and source is not None:
+            st = os.stat(source)
+            dest.mkdir()
+            os.chmod(dest, stat.S_IMODE(st.st_mode))
+            os.chown(dest, st.st_uid, st.st_gid)
+        elif kind == "none":
+            dest.mkdir(mode=0o755)
+        else:
+            return  # a file in the way: the container says the directory does not exist
 
 
 def _user_ids(user: str) -> tuple[int, int]:
