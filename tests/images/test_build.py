@@ -437,6 +437,19 @@ def test_copy_follows_the_images_symlinks_and_copies_into_existing_directories(
     )
 
 
+@pytest.mark.parametrize("workdir", ["/usr/src/app", "/etc/app", "/lib/app", "/tmp/app/deep", "/srv/app"])
+def test_workdir_anywhere_on_the_host_base(paths: Paths, context: Path, workdir: str) -> None:
+    built, _ = build(paths, context, f"FROM host\nWORKDIR {workdir}\nRUN echo here > file\n")
+    real = workdir.replace("/lib/", "/usr/lib/")  # /lib is a symlink on merged /usr
+    code, out = in_image(
+        paths,
+        built,
+        f"cat {real}/file; test -L /lib && echo lib-is-a-link;"
+        " stat -c %a /tmp; test ! -e /usr/usr && echo ok",
+    )
+    assert (code, out) == (0, "here\nlib-is-a-link\n1777\nok")
+
+
 def _whiteout(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
