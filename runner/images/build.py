@@ -337,12 +337,21 @@ class Builder:
         dest = os.path.normpath(os.path.join(state.config.get("WorkingDir") or "/", dest))
         # through the parent image's symlinks (COPY x /bin/ on a merged-/usr image lands in /usr/bin), and
         # into an existing directory even without a trailing slash, as Docker does
-        dest, kind = ImageView(self._dirs(state), state.base, self.paths).resolve(dest)
+        view = ImageView(self._dirs(state), state.base, self.paths)
+        dest, kind = view.resolve(dest)
         dest = dest.rstrip("/") + "/" if into_dir or kind == "dir" else dest
+        # the directories the copy lands in: those the image has are made with its mode and owner, so
+        # that `COPY x /tmp/dir/` leaves /tmp world-writable and a user's home stays theirs
+        dirs = [part for part in (dest if dest.endswith("/") else os.path.dirname(dest)).split("/") if part]
+
+        def prepare(layer: Path) -> None:
+            layer.mkdir()
+            _make_dirs(view, layer, dirs, 0)
+
         owner = _owner(ins.flags.get("chown", ""), file, ins.line)
         mode = _mode(ins.flags.get("chmod", ""), file, ins.line)
         if ins.flags.get("from"):
-            return self._copy_from(state, ins, sources, dest, stages, owner, header)
+            return self._copy_from(state, ins, sources, dest, stages, owner, header, prepare)
         if ins.keyword == "ADD" and any("://" in src for src in sources):
             raise ImageError(f"{file}:{ins.line}: ADD from a URL is not supported: fetch it in a RUN step")
         rules = ctx.load_dockerignore(context)
@@ -356,7 +365,7 @@ class Builder:
         archives = [p for p in paths if ins.keyword == "ADD" and _is_tar(p)]
 
         def make(layer: Path) -> None:
-            layer.mkdir()
+            prepare(layer)
             plain = [p for p in paths if p not in archives]
             if plain:
                 ctx.copy_into_layer(context, plain, dest, layer, rules, owner, mode)
@@ -374,6 +383,7 @@ class Builder:
         stages: dict[str, State],
         owner: tuple[int, int],
         header: str,
+        prepare: Callable[[Path], None],
     ) -> State:
         name = ins.flags["from"].lower()
         source = stages.get(name)
@@ -385,7 +395,7 @@ class Builder:
             from runner.sandbox import Rootfs
             from runner.sandbox.copyout import copy_out
 
-            layer.mkdir()
+            prepare(layer)
             with Rootfs.create(self.paths, layers=self._dirs(source), base=source.base) as rootfs:
                 for src in sources:
                     copy_out(rootfs, src, layer, dest, owner)
@@ -612,9 +622,13 @@ def _make_workdir(view: ImageView, uppers: dict[str, Path], path: str) -> None:
     if not parts or view.entry("/".join(parts))[0] == "dir":
         return
     target = parts[0] if parts[0] in uppers and parts[0] else ""
-    upper, skip = uppers[target], 1 if target else 0
+    _make_dirs(view, uppers[target], parts, 1 if target else 0)
+
+
+def _make_dirs(view: ImageView, root: Path, parts: list[str], skip: int) -> None:
+    """Directories root/parts[skip:] (container path /parts): the image's own keep their mode and owner."""
     for i in range(skip + 1, len(parts) + 1):
-        dest = upper.joinpath(*parts[skip:i])
+        dest = root.joinpath(*parts[skip:i])
         if dest.is_dir():
             continue
         kind, _, source = view.entry("/".join(parts[:i]))
