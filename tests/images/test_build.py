@@ -450,6 +450,41 @@ def test_workdir_anywhere_on_the_host_base(paths: Paths, context: Path, workdir:
     assert (code, out) == (0, "here\nlib-is-a-link\n1777\nok")
 
 
+def test_copy_leaves_the_images_directories_mode_and_owner_alone(paths: Paths, context: Path) -> None:
+    (context / "a.txt").write_text("a")
+    (context / "sub").mkdir()
+    (context / "sub" / "s.txt").write_text("s")
+    built, _ = build(
+        paths,
+        context,
+        """
+        FROM host AS other
+        RUN echo other > /other.txt
+        FROM host
+        RUN mkdir -p /home/app && chown 1500:1500 /home/app && chmod 700 /home/app
+        COPY a.txt /tmp/new/
+        COPY --chown=1500:1500 a.txt /home/app/.config/
+        COPY sub /home/app/sub
+        COPY --from=other /other.txt /home/app/from-stage/
+        """,
+    )
+    code, out = in_image(
+        paths,
+        built,
+        "stat -c '%n %a %u' /tmp /tmp/new /home/app /home/app/.config/a.txt /home/app/sub/s.txt"
+        " /home/app/from-stage/other.txt",
+    )
+    assert code == 0, out
+    assert out.splitlines() == [
+        "/tmp 1777 0",  # still world-writable
+        "/tmp/new 755 0",
+        "/home/app 700 1500",  # still the user's
+        "/home/app/.config/a.txt 644 1500",
+        "/home/app/sub/s.txt 644 0",
+        "/home/app/from-stage/other.txt 644 0",
+    ]
+
+
 def _whiteout(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
