@@ -102,6 +102,6 @@ def execute(ctx: WorkerContext, job_id: int, token: str) -> str:
         return "lost"
     sink.close()
     ctx.store.finish_job(
-        job_id, token, result.status, result.reason, result.attempts, time.monotonic() - started
+        job_id, token, result.status, result.reason, result.attempts, time.monotonic() - started, sink.phases
     )
     return result.status

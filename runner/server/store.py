@@ -320,13 +320,6 @@ class BuildStore:
                 job.tests = dict(counts)
             s.commit()
 
-    def phase_finished(self, job_id: int, phase: str, seconds: float) -> None:
-        with self.sessions() as s:
-            job = s.get(Job, job_id)
-            if job is not None:
-                job.phases = {**(job.phases or {}), phase: round(seconds, 4)}
-                s.commit()
-
     def artifact_stored(self, job_id: int, path: str, size: int) -> None:
         with self.sessions() as s:
             s.add(Artifact(job_id=job_id, path=path, size=size))
@@ -336,7 +329,14 @@ class BuildStore:
                 s.rollback()
 
     def finish_job(
-        self, job_id: int, token: str, status: str, reason: str, runs: int, duration: float
+        self,
+        job_id: int,
+        token: str,
+        status: str,
+        reason: str,
+        runs: int,
+        duration: float,
+        phases: dict[str, float] | None = None,
     ) -> bool:
         """Settle a claimed job; False when the claim was lost meanwhile (the result is dropped)."""
         with self.sessions() as s:
@@ -344,7 +344,12 @@ class BuildStore:
                 update(Job)
                 .where(Job.id == job_id, Job.lease_token == token, Job.status == "running")
                 .values(
-                    status=status, reason=reason[:2000], runs=runs, duration=duration, finished_at=time.time()
+                    status=status,
+                    reason=reason[:2000],
+                    runs=runs,
+                    duration=duration,
+                    finished_at=time.time(),
+                    phases=dict(phases or {}),
                 )
             )
             s.commit()
