@@ -297,10 +297,10 @@ class Builder:
     ) -> None:
         from runner.sandbox import ContainerSpec, NetworkNamespace, Rootfs, SandboxError, run
 
-        uid, gid = _user_ids(user)
+        view = ImageView(self._dirs(state), state.base, self.paths)
+        uid, gid = _user_ids(user, view)
         rootfs = Rootfs.create(self.paths, layers=self._dirs(state), base=state.base)
         try:
-            view = ImageView(self._dirs(state), state.base, self.paths)
             _make_workdir(view, rootfs.uppers(), view.resolve(workdir)[0])
             spec = ContainerSpec(argv=argv, env=env, cwd=workdir, uid=uid, gid=gid, hostname="build")
             try:
@@ -348,7 +348,7 @@ class Builder:
             layer.mkdir()
             _make_dirs(view, layer, dirs, 0)
 
-        owner = _owner(ins.flags.get("chown", ""), file, ins.line)
+        owner = _owner(ins.flags.get("chown", ""), file, ins.line, view)
         mode = _mode(ins.flags.get("chmod", ""), file, ins.line)
         if ins.flags.get("from"):
             return self._copy_from(state, ins, sources, dest, stages, owner, header, prepare)
@@ -643,22 +643,54 @@ def _make_dirs(view: ImageView, root: Path, parts: list[str], skip: int) -> None
             return  # a file in the way: the container says the directory does not exist
 
 
-def _user_ids(user: str) -> tuple[int, int]:
+def _user_ids(user: str, view: ImageView | None = None) -> tuple[int, int]:
+    """uid and gid of `user[:group]` (USER, --chown): numbers, or names from the image's /etc/passwd and
+    /etc/group; a user's primary group when no group is given."""
     name, _, group = user.partition(":")
     if name.isdigit() and (not group or group.isdigit()):
         return int(name), int(group or name)
-    if name in ("", "root"):
+    if name in ("", "root") and group in ("", "root"):
         return 0, 0
-    raise ImageError(f"USER {user!r}: only numeric uid[:gid] or root are supported in builds")
+    if name.isdigit() or name in ("", "root"):
+        uid = primary = int(name) if name.isdigit() else 0
+    elif (entry := _id_table(view, "/etc/passwd").get(name)) is not None:
+        uid, primary = entry
+    else:
+        raise ImageError(f"USER {user!r}: no user {name!r} in the image's /etc/passwd")
+    if not group:
+        return uid, primary
+    if group.isdigit():
+        return uid, int(group)
+    if (found := _id_table(view, "/etc/group").get(group)) is not None:
+        return uid, found[0]
+    raise ImageError(f"USER {user!r}: no group {group!r} in the image's /etc/group")
 
 
-def _owner(chown: str, file: str, line: int) -> tuple[int, int]:
+def _id_table(view: ImageView | None, path: str) -> dict[str, tuple[int, int]]:
+    """name -> (id, primary gid) from an /etc/passwd or /etc/group of the image."""
+    if view is None:
+        return {}
+    resolved, kind = view.resolve(path)
+    source = view.entry(resolved.lstrip("/"))[2]
+    if kind != "file" or source is None:
+        return {}
+    table: dict[str, tuple[int, int]] = {}
+    for line in source.read_text(errors="replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[2].isdigit():
+            second = fields[3] if len(fields) > 3 and fields[3].isdigit() else fields[2]
+            table.setdefault(fields[0], (int(fields[2]), int(second)))
+    return table
+
+
+def _owner(chown: str, file: str, line: int, view: ImageView | None = None) -> tuple[int, int]:
     if not chown:
         return 0, 0
     try:
-        return _user_ids(chown)
-    except ImageError:
-        raise ImageError(f"{file}:{line}: --chown={chown}: use numeric uid[:gid]") from None
+        return _user_ids(chown, view)
+    except ImageError as exc:
+        reason = str(exc).partition(": ")[2]
+        raise ImageError(f"{file}:{line}: --chown={chown}: {reason}") from None
 
 
 def _mode(chmod: str, file: str, line: int) -> int | None:
