@@ -285,6 +285,24 @@ def test_config_instructions_land_in_the_image_config(paths: Paths, context: Pat
     assert in_image(paths, built, "cat /opt/app/sub/where.txt /tmp/uid") == (0, "/opt/app/sub\nv=1.2\n1000")
 
 
+def test_user_names_resolve_in_the_image_being_built(paths: Paths, context: Path) -> None:
+    built, _ = build(
+        paths,
+        context,
+        """
+        FROM host
+        RUN useradd -u 1600 builder && groupadd -g 1700 team
+        USER builder
+        RUN echo "$(id -u):$(id -g)" > /tmp/as-builder
+        USER nobody:team
+        RUN echo "$(id -u):$(id -g)" > /tmp/as-nobody
+        """,
+    )
+    assert in_image(paths, built, "cat /tmp/as-builder /tmp/as-nobody") == (0, "1600:1600\n65534:1700")
+    with pytest.raises(ImageError, match=r"^USER 'ghost': no user 'ghost' in the image's /etc/passwd$"):
+        build(paths, context, "FROM host\nUSER ghost\nRUN true\n")
+
+
 def test_run_deleting_a_host_file_and_replacing_a_directory(paths: Paths, context: Path) -> None:
     victim_file = Path("/etc/debian_version")
     victim_dir = Path("/usr/share/common-licenses")

@@ -411,7 +411,10 @@ def test_copy_destinations_relative_to_workdir(
             "Dockerfile:2: --chmod=abc: use an octal mode such as 0644",
         ),
         (b"FROM scratch\nCOPY --chmod=77777 a.txt /x\n", "Dockerfile:2: --chmod=77777: use an octal mode"),
-        (b"FROM scratch\nCOPY --chown=bob a.txt /x\n", "Dockerfile:2: --chown=bob: use numeric uid[:gid]"),
+        (
+            b"FROM scratch\nCOPY --chown=bob a.txt /x\n",
+            "Dockerfile:2: --chown=bob: no user 'bob' in the image's /etc/passwd",
+        ),
         (b"FROM scratch\nCOPY a.txt\n", "Dockerfile:2: COPY needs a source and a destination"),
         (
             b"FROM scratch\nCOPY ../a.txt /x\n",
@@ -529,3 +532,26 @@ def test_add_puts_absolute_archive_members_under_the_destination(tmp_path: Path)
 def test_add_from_a_url_is_refused_with_the_line(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match=r"^Dockerfile:2: ADD from a URL is not supported"):
         _build_without_containers(tmp_path, "FROM scratch\nADD https://example.com/x.tgz /opt/\n")
+
+
+def test_user_and_group_names_come_from_the_images_own_files(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    (context / "etc").mkdir(parents=True)
+    (context / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1234:4321::/home/app:/bin/sh\n")
+    (context / "etc" / "group").write_text("root:x:0:\nstaff:x:50:\n")
+    built = _build_without_containers(
+        tmp_path,
+        "FROM scratch\nCOPY etc /etc\nCOPY --chown=app a.txt /a\nCOPY --chown=app:staff a.txt /b\n"
+        "COPY --chown=7:staff a.txt /c\n",
+        **{"a.txt": "a"},
+    )
+    top = {p.name: p.stat() for layer in built.layer_dirs for p in layer.iterdir() if p.is_file()}
+    assert (top["a"].st_uid, top["a"].st_gid) == (1234, 4321)  # the user's primary group
+    assert (top["b"].st_uid, top["b"].st_gid) == (1234, 50)
+    assert (top["c"].st_uid, top["c"].st_gid) == (7, 50)
+    with pytest.raises(
+        ImageError, match=r"^Dockerfile:3: --chown=app:nogroup: no group 'nogroup' in the image"
+    ):
+        _build_without_containers(
+            tmp_path, "FROM scratch\nCOPY etc /etc\nCOPY --chown=app:nogroup a.txt /d\n"
+        )
