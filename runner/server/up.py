@@ -116,7 +116,7 @@ def up_main(args: argparse.Namespace) -> int:
     home = runner_home()
     env = dict(os.environ)
     children: list[subprocess.Popen[bytes]] = []
-    port = int(getattr(args, "port", 0) or PORT)
+    port = PORT if not _listening(PORT) else _free_port()  # 8000 unless something already serves it
     try:
         if not env.get("RUNNER_BROKER_URL"):
             redis, env["RUNNER_BROKER_URL"] = _start_redis(home)
