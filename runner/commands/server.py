@@ -18,12 +18,28 @@ def _error(message: str) -> int:
     return EXIT_ERROR
 
 
+def _cannot_listen(host: str, port: int) -> str:
+    """Why the address cannot be bound ('' when it can): checked first for a one-line error."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
+
+
 def serve(args: argparse.Namespace) -> int:
     """The web app under uvicorn: webhooks, pages, the JSON API."""
     from runner.server.db import StoreError
     from runner.server.settings import ServerSettings
 
     settings = ServerSettings.from_env()
+    problem = _cannot_listen(args.host, args.port)
+    if problem:
+        return _error(f"cannot listen on {args.host}:{args.port}: {problem} (choose another --port)")
     if not settings.webhook_secret:
         print("runner: warning: RUNNER_WEBHOOK_SECRET is not set: every webhook is refused", file=sys.stderr)
     try:

@@ -39,7 +39,12 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(_driver(parsed), pool_pre_ping=True, future=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the directory of the build store {parsed.database}: {exc}"
+            ) from exc
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, future=True)
 
     @event.listens_for(engine, "connect")
@@ -93,4 +98,11 @@ def migrate(engine: Engine) -> None:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except Exception as exc:
-        raise StoreError(f"cannot migrate the build store at {engine.url!r}: {exc}") from exc
+        raise StoreError(f"cannot open the build store at {engine.url!r}: {one_line(exc)}") from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of a database error, without SQLAlchemy's background link."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip().splitlines()
+    return text[0] if text else type(cause).__name__
