@@ -5,6 +5,8 @@ The schema is migrated when the app is created, so a fresh RUNNER_HOME works on 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import Any
 
@@ -18,6 +20,7 @@ from runner.server.db import make_engine, migrate, session_factory
 from runner.server.metrics import Metrics
 from runner.server.queries import BuildQueries
 from runner.server.queue import Dispatcher
+from runner.server.recovery import RecoveryLoop
 from runner.server.settings import ServerSettings
 from runner.server.store import BuildStore
 
@@ -51,7 +54,18 @@ def create_app(settings: ServerSettings | None = None, dispatcher: Dispatcher | 
     dispatcher = dispatcher or Dispatcher(settings)
     backends = Backends(settings)
 
+    recovery = RecoveryLoop(store, dispatcher, settings.lease)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        recovery.start()
+        try:
+            yield
+        finally:
+            recovery.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="runner",
         description="Webhooks, builds, logs, tests and artifacts of the runner CI.",
         version="1",

@@ -267,6 +267,31 @@ class BuildStore:
             s.commit()
             return "claimed"
 
+    def take_lost_jobs(self, grace: float) -> list[tuple[int, list[str]]]:
+        """Running jobs whose lease ran out `grace` seconds ago: (id, labels), each taken once a grace.
+
+        Taking one sets its lease to now, so that it is claimable at once but not taken again by
+        the next sweep unless another grace period passes without a claim.
+        """
+        now = time.time()
+        taken = []
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Job.id, Job.labels, Job.lease_token).where(
+                    Job.status == "running", Job.lease_until < now - grace
+                )
+            ).all()
+            for job_id, labels, token in rows:
+                result = s.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.lease_token == token, Job.lease_until < now - grace)
+                    .values(lease_until=now)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    taken.append((job_id, list(labels or [])))
+            s.commit()
+        return taken
+
     def heartbeat(self, job_id: int, token: str, lease: float) -> bool:
         """Extend the claim; False when it was lost (another worker took the job over)."""
         with self.sessions() as s:

@@ -103,6 +103,17 @@ def test_one_claim_wins_and_a_dead_worker_s_lease_can_be_taken_over(store):
     assert store.claim_job(10_000, "x", "w", 30) == "missing"
 
 
+def test_a_lost_job_is_taken_for_resending_once_per_grace_period(store):
+    build_id, _ = store.create_build(plan())
+    a, b = store.jobs(build_id)
+    store.claim_job(a.id, "dead", "w1", 0.05)  # its worker dies: the lease is never renewed
+    store.claim_job(b.id, "alive", "w2", 30)
+    time.sleep(0.2)
+    assert sorted(race(4, lambda i: tuple(store.take_lost_jobs(0.1)))) == [(), (), (), ((a.id, []),)]
+    assert store.take_lost_jobs(0.1) == []  # not again before another grace period
+    assert store.claim_job(a.id, "new", "w3", 30) == "claimed"
+
+
 def test_a_job_is_flagged_enqueued_once_and_a_build_finishes_once(store):
     build_id, _ = store.create_build(plan())
     job = store.jobs(build_id)[0]
