@@ -351,7 +351,7 @@ class Builder:
         owner = _owner(ins.flags.get("chown", ""), file, ins.line, view)
         mode = _mode(ins.flags.get("chmod", ""), file, ins.line)
         if ins.flags.get("from"):
-            return self._copy_from(state, ins, sources, dest, stages, owner, header, prepare)
+            return self._copy_from(state, ins, sources, dest, stages, owner, header, prepare, mode)
         if ins.keyword == "ADD" and any("://" in src for src in sources):
             raise ImageError(f"{file}:{ins.line}: ADD from a URL is not supported: fetch it in a RUN step")
         rules = ctx.load_dockerignore(context)
@@ -384,21 +384,28 @@ class Builder:
         owner: tuple[int, int],
         header: str,
         prepare: Callable[[Path], None],
+        mode: int | None = None,
     ) -> State:
         name = ins.flags["from"].lower()
         source = stages.get(name)
         if source is None:
             source = self._base(ins.flags["from"], stages)  # an image reference
-        key = _key(state.key, "COPY --from", source.key, sources, dest, owner)
+        chmod = [] if mode is None else [mode]  # keys without --chmod stay what they were
+        key = _key(state.key, "COPY --from", source.key, sources, dest, owner, *chmod)
 
         def make(layer: Path) -> None:
             from runner.sandbox import Rootfs
             from runner.sandbox.copyout import copy_out
 
             prepare(layer)
+            existing = set(layer.rglob("*"))
             with Rootfs.create(self.paths, layers=self._dirs(source), base=source.base) as rootfs:
                 for src in sources:
                     copy_out(rootfs, src, layer, dest, owner)
+            if mode is not None:  # --chmod: what was copied, not the directories above it
+                for path in layer.rglob("*"):
+                    if path not in existing and not path.is_symlink():
+                        os.chmod(path, mode)
 
         return self._layer(state, key, header, ("COPY --from", name, sources, dest), make)
 
