@@ -340,13 +340,14 @@ def test_multi_stage_copy_from_with_chown(paths: Paths, context: Path) -> None:
         FROM host
         COPY --from=builder --chown=1234:55 /out/ /opt/
         COPY --from=0 /out/share/doc /single/renamed-doc
+        COPY --from=builder --chmod=700 /out/share/ /private/
         """,
     )
     code, out = in_image(
         paths,
         built,
         "stat -c '%n %u:%g %a' /opt/bin/tool /opt/share/doc; readlink /opt/bin/alias;"
-        " cat /single/renamed-doc; test ! -e /x && echo no-x",
+        " cat /single/renamed-doc; test ! -e /x && echo no-x; stat -c '%n %a' /private/doc",
     )
     assert code == 0, out
     assert out.splitlines() == [
@@ -355,6 +356,7 @@ def test_multi_stage_copy_from_with_chown(paths: Paths, context: Path) -> None:
         "tool",
         "doc",
         "no-x",
+        "/private/doc 700",
     ]
     _, again = build(paths, context, (context / "Dockerfile").read_text())
     assert set(outcomes(again)) == {"CACHED"}
