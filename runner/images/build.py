@@ -299,6 +299,8 @@ class Builder:
 
         view = ImageView(self._dirs(state), state.base, self.paths)
         uid, gid = _user_ids(user, view)
+        if "HOME" not in env:  # the user's home from the image's /etc/passwd, as Docker sets it
+            env = {**env, "HOME": _home_of(view, uid)}
         rootfs = Rootfs.create(self.paths, layers=self._dirs(state), base=state.base)
         try:
             _make_workdir(view, rootfs.uppers(), view.resolve(workdir)[0])
@@ -688,6 +690,17 @@ def _id_table(view: ImageView | None, path: str) -> dict[str, tuple[int, int]]:
             second = fields[3] if len(fields) > 3 and fields[3].isdigit() else fields[2]
             table.setdefault(fields[0], (int(fields[2]), int(second)))
     return table
+
+
+def _home_of(view: ImageView, uid: int) -> str:
+    resolved, kind = view.resolve("/etc/passwd")
+    source = view.entry(resolved.lstrip("/"))[2]
+    if kind == "file" and source is not None:
+        for line in source.read_text(errors="replace").splitlines():
+            fields = line.split(":")
+            if len(fields) >= 6 and fields[2] == str(uid) and fields[5].startswith("/"):
+                return fields[5]
+    return "/root" if uid == 0 else "/"
 
 
 def _owner(chown: str, file: str, line: int, view: ImageView | None = None) -> tuple[int, int]:
