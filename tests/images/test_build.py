@@ -293,12 +293,15 @@ def test_user_names_resolve_in_the_image_being_built(paths: Paths, context: Path
         FROM host
         RUN useradd -u 1600 builder && groupadd -g 1700 team
         USER builder
-        RUN echo "$(id -u):$(id -g)" > /tmp/as-builder
+        RUN echo "$(id -u):$(id -g):$HOME" > /tmp/as-builder
         USER nobody:team
         RUN echo "$(id -u):$(id -g)" > /tmp/as-nobody
         """,
     )
-    assert in_image(paths, built, "cat /tmp/as-builder /tmp/as-nobody") == (0, "1600:1600\n65534:1700")
+    assert in_image(paths, built, "cat /tmp/as-builder /tmp/as-nobody") == (
+        0,
+        "1600:1600:/home/builder\n65534:1700",
+    )
     with pytest.raises(ImageError, match=r"^USER 'ghost': no user 'ghost' in the image's /etc/passwd$"):
         build(paths, context, "FROM host\nUSER ghost\nRUN true\n")
 
