@@ -229,13 +229,14 @@ class Builder:
                 else:
                     default = self._global_args.get(k, "") if v == "\0unset" else v
                     state.args[k] = build_args.get(k, default)
-            state.key = _key(state.key, kw, ins.args, variables if kw != "ARG" else state.args)
-            self.out(header)
+            scope = variables if kw != "ARG" else state.args
+            parent, state.key = state.key, _key(state.key, kw, ins.args, scope)
+            self._config_step(parent, header, (kw, ins.args), state.key)
             return state
         if kw in ("WORKDIR", "USER", "CMD", "ENTRYPOINT", "EXPOSE", "SHELL", "STOPSIGNAL", "VOLUME"):
             self._config(state, ins, variables, file)
-            state.key = _key(state.key, kw, state.config)
-            self.out(header)
+            parent, state.key = state.key, _key(state.key, kw, state.config)
+            self._config_step(parent, header, (kw, ins.args), state.key)
             return state
         if kw in ("MAINTAINER", "HEALTHCHECK", "ONBUILD"):
             self.out(f"{header}  (ignored)")
@@ -492,6 +493,17 @@ class Builder:
             self.out(f"  pushed {key[:12]} to {self.remote}")
         except (ImageError, OSError) as exc:
             self.out(f"  cache registry {self.remote}: could not push {key[:12]}: {exc}")
+
+    def _config_step(self, parent: str, header: str, what: Any, key: str) -> None:
+        """A step that only changes the config costs nothing and makes no layer; like every step it is shown
+        CACHED when an earlier build reached the same state, else as built."""
+        self.out(header)
+        seen = (read_json(self._index(parent)) or {}).get(json.dumps(what, default=str)) or {}
+        if not self.no_cache and seen.get("key") == key:
+            self.out(f"  CACHED {key[:12]}")
+        else:
+            self.out(f"  built {key[:12]} (config only)")
+            self._remember(parent, what, None, key)
 
     def _index(self, parent: str) -> Path:
         return self.index_dir / f"{parent[:32]}.json"
