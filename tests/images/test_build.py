@@ -63,15 +63,21 @@ def build(
     return built, lines
 
 
-def outcomes(lines: list[str]) -> list[str]:
-    """Per layer-making step: 'CACHED' or the reason it was built, in order."""
+def outcomes(lines: list[str], *, config: bool = False) -> list[str]:
+    """Per layer-making step (and config-only step if asked): 'CACHED' or why it was built, in order."""
     found = []
+    keyword = ""
     for line in lines:
         text = line.strip()
-        if text.startswith("CACHED "):
-            found.append("CACHED")
-        elif text.startswith("building "):
-            found.append(text.partition("(")[2].rstrip(")"))
+        if text.startswith("["):
+            keyword = text.split()[1]
+        elif keyword in ("RUN", "COPY", "ADD") or config:
+            if text.startswith("CACHED "):
+                found.append("CACHED")
+            elif text.startswith("building "):
+                found.append(text.partition("(")[2].rstrip(")"))
+            elif text.endswith("(config only)"):
+                found.append("config only")
     return found
 
 
@@ -136,10 +142,11 @@ def test_cold_build_then_every_step_cached_without_a_container(
     (context / "app").mkdir()
     (context / "app" / "main.txt").write_text("v1\n")
     cold, lines = build(paths, context, THREE_STEPS, tag="three:1")
-    assert outcomes(lines) == [
+    assert outcomes(lines, config=True) == [
         "not built before",
         "the step before it was rebuilt",
         "the step before it was rebuilt",
+        "config only",  # ENV makes no layer, but says what it did
     ]
     assert spawns.count == 2
     assert "  run-output" in lines  # the RUN's own output is shown
@@ -148,7 +155,7 @@ def test_cold_build_then_every_step_cached_without_a_container(
     assert len(layers_after_cold) == 3
 
     warm, lines = build(paths, context, THREE_STEPS, tag="three:1")
-    assert outcomes(lines) == ["CACHED", "CACHED", "CACHED"]
+    assert outcomes(lines, config=True) == ["CACHED", "CACHED", "CACHED", "CACHED"]  # ENV too
     assert spawns.count == 2  # no container started on the cached build
     assert layer_dirs(paths) == layers_after_cold  # and no layer made
     assert warm.image_id == cold.image_id
@@ -733,9 +740,10 @@ def test_ci_yml_image_forms_build_and_then_hit_the_cache(tmp_path: Path, busybox
     assert second.returncode == 0, second.stdout + second.stderr
     lines = second.stdout.splitlines()
     assert not any("building " in line for line in lines), second.stdout
-    for job, layers in (("steps-image", 2), ("dockerfile-image", 2), ("registry-image", 1)):
-        cached = [line for line in lines if line.startswith(f"[{job}]") and "CACHED " in line]
-        assert len(cached) == layers, second.stdout
+    for job, steps in (("steps-image", 3), ("dockerfile-image", 3), ("registry-image", 1)):
+        headers = [line for line in lines if line.startswith(f"[{job}] [") and " FROM " not in line]
+        cached = [line for line in lines if line.startswith(f"[{job}]   CACHED ")]
+        assert len(headers) == len(cached) == steps, second.stdout  # every step says CACHED
     assert "[registry-image] from-registry" in second.stdout
     assert "[dockerfile-image] flavour=docker" in second.stdout
 
