@@ -19,10 +19,12 @@ import os
 import select
 import signal
 import socket
+import struct
 import termios
 import threading
 import time
 import uuid
+from typing import Any
 
 from runner.sandbox import cgroups, mounts, records, syscalls, template
 from runner.sandbox.capabilities import DEFAULT_MASK
@@ -36,6 +38,15 @@ MAX_LINE = 64 * 1024
 _ERR_SETUP = b"s"
 _ERR_EXEC = b"x"
 _CAP_LAST = syscalls.cap_last_cap()
+_privileges_prepared = False  # the zygote drops the bounding set and sets no_new_privs once, for all
+
+
+def prepare_privileges_once() -> None:
+    """For a process that only ever forks containers: what every container drops, dropped up front."""
+    global _privileges_prepared
+    syscalls.drop_bounding_set(DEFAULT_MASK, _CAP_LAST)
+    syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
+    _privileges_prepared = True
 
 
 class Container:
@@ -51,8 +62,11 @@ class Container:
         started: float,
         cleanup: list,
         status_fd: int | None = None,
+        pidfd: int | None = None,
     ) -> None:
-        self._status_fd = status_fd  # user-namespace mode: the relay's report of how pid 1 ended
+        # the status pipe: the user-namespace relay's or the zygote's report of how pid 1 ended
+        self._status_fd = status_fd
+        self._pidfd = pidfd  # set when the zygote is the parent: we signal through it, and cannot wait
         self.spec = spec
         self.pid = pid  # the host pid of the container's pid 1
         self.cgroup = cgroup
@@ -74,7 +88,10 @@ class Container:
             if self._killed_for is None:
                 self._killed_for = reason
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                else:
+                    os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
@@ -114,12 +131,16 @@ class Container:
                     self._emit(fd, rest[:MAX_LINE])
                     rest = rest[MAX_LINE:]
                 buffers[fd] = rest
-        _, status = os.waitpid(self.pid, 0)
+        status = int(signal.SIGKILL)  # what we report if no one can tell us (the zygote died)
+        if self._pidfd is None:
+            _, status = os.waitpid(self.pid, 0)
         if self._status_fd is not None:
-            relayed = os.read(self._status_fd, 4)
+            relayed = _read_exact(self._status_fd, 4)
             os.close(self._status_fd)
             if len(relayed) == 4:
-                status = int.from_bytes(relayed, "little")
+                (status,) = struct.unpack("i", relayed)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
         ended = time.monotonic()
         with self._lock:
             self._status = status
@@ -168,6 +189,31 @@ class Container:
         finally:
             for action in self._cleanup:
                 action()
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+_zygote: Any = None
+
+
+def use_zygote(enabled: bool = True) -> None:
+    """Fork containers from a small helper process from now on (see zygote.py): for big callers."""
+    global _zygote
+    if enabled and (_zygote is None or _zygote.process.poll() is not None):
+        from runner.sandbox.zygote import ZygoteClient
+
+        _zygote = ZygoteClient()
+    elif not enabled and _zygote is not None:
+        _zygote.close()
+        _zygote = None
 
 
 def spawn(
@@ -284,13 +330,33 @@ def _start(
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("HOSTNAME", spec.hostname)
     env.setdefault("HOME", "/root" if spec.uid == 0 else "/")
-    status_r, status_w = os.pipe2(os.O_CLOEXEC) if spec.userns is not None else (None, None)
-    child = _Child(spec, plan, mnt_fd, network, procs_fds, err_w, child_fds, env, child_console, status_w)
+    zygote = _zygote
+    needs_status = spec.userns is not None or zygote is not None
+    status_r, status_w = os.pipe2(os.O_CLOEXEC) if needs_status else (None, None)
+    child = _Child(
+        spec,
+        plan,
+        mnt_fd,
+        network,
+        procs_fds,
+        err_w,
+        child_fds,
+        env,
+        child_console.fileno() if child_console is not None else None,
+        status_w,
+    )
     started = time.monotonic()
+    pidfd: int | None = None
     try:
-        pid = _fork_into_new_pid_namespace()
-        if pid == 0:
-            child.run()  # never returns
+        if zygote is not None:
+            try:
+                pid, pidfd = zygote.spawn(child, child.export_fds())
+            except OSError as exc:
+                raise SandboxError(f"the zygote could not start the container: {exc}") from None
+        else:
+            pid = _fork_into_new_pid_namespace()
+            if pid == 0:
+                child.run()  # never returns
     finally:
         for fd in (*procs_fds, err_w, *set(child_fds.values())):
             os.close(fd)
@@ -312,18 +378,25 @@ def _start(
                 parent_fds[fds[0]] = "stdout"
         console.close()
     if error[:1] == _ERR_SETUP:
-        os.waitpid(pid, 0)
-        for fd in parent_fds:
+        if pidfd is None:
+            os.waitpid(pid, 0)
+        else:
+            os.close(pidfd)
+        for fd in (*parent_fds, *([status_r] if status_r is not None else [])):
             os.close(fd)
         raise SandboxError(error[1:].decode(errors="replace"))
-    container = Container(spec, pid, cgroup, parent_fds, on_output, started, cleanup, status_r)
+    container = Container(spec, pid, cgroup, parent_fds, on_output, started, cleanup, status_r, pidfd)
     if error and on_output is not None:  # exec failed: the command's fault (not found...), as a shell says
         on_output("stderr", b"runner: " + error[1:])
     return container
 
 
 class _Child:
-    """What the container's pid 1 does between fork and exec: only syscalls, no threads, no imports."""
+    """What the container's pid 1 does between fork and exec: only syscalls, no threads, no imports.
+
+    It holds plain descriptor numbers (no objects owning them), so that the zygote can receive it
+    pickled, with the descriptors themselves passed beside it (`export_fds`/`adopt`).
+    """
 
     def __init__(
         self,
@@ -335,19 +408,48 @@ class _Child:
         err_w: int,
         stdio: dict[str, int],
         env: dict[str, str],
-        console: socket.socket | None,
+        console_fd: int | None,
         status_w: int | None = None,
     ) -> None:
-        self.console = console
-        self.status_w = status_w
         self.spec = spec
         self.plan = plan
         self.mnt_fd = mnt_fd
-        self.network = network
+        self.own_net = network is None  # a fresh namespace per container, else join net_fd (or the host's)
+        self.net_fd = network.fd if network is not None else None
         self.procs_fds = procs_fds
         self.err_w = err_w
         self.stdio = stdio
         self.env = env
+        self.console_fd = console_fd
+        self.status_w = status_w
+
+    def export_fds(self) -> list[int]:
+        """Replace every descriptor field by its index in the returned list (for SCM_RIGHTS)."""
+        fds: list[int] = []
+
+        def index(fd: int) -> int:
+            if fd not in fds:
+                fds.append(fd)
+            return fds.index(fd)
+
+        self.mnt_fd = index(self.mnt_fd)
+        self.net_fd = index(self.net_fd) if self.net_fd is not None else None
+        self.procs_fds = [index(fd) for fd in self.procs_fds]
+        self.err_w = index(self.err_w)
+        self.stdio = {name: index(fd) for name, fd in self.stdio.items()}
+        self.console_fd = index(self.console_fd) if self.console_fd is not None else None
+        self.status_w = index(self.status_w) if self.status_w is not None else None
+        return fds
+
+    def adopt(self, fds: list[int]) -> None:
+        """The reverse of `export_fds`, in the zygote, with the descriptors it received."""
+        self.mnt_fd = fds[self.mnt_fd]
+        self.net_fd = fds[self.net_fd] if self.net_fd is not None else None
+        self.procs_fds = [fds[i] for i in self.procs_fds]
+        self.err_w = fds[self.err_w]
+        self.stdio = {name: fds[i] for name, i in self.stdio.items()}
+        self.console_fd = fds[self.console_fd] if self.console_fd is not None else None
+        self.status_w = fds[self.status_w] if self.status_w is not None else None
 
     def _fail(self, kind: bytes, message: str, code: int) -> None:
         try:
@@ -362,15 +464,15 @@ class _Child:
                 os.write(fd, b"0")
             syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
             syscalls.setns(self.mnt_fd, syscalls.CLONE_NEWNS)
-            if self.network is not None and self.network.fd is not None:
-                syscalls.setns(self.network.fd, syscalls.CLONE_NEWNET)
+            if self.net_fd is not None:
+                syscalls.setns(self.net_fd, syscalls.CLONE_NEWNET)
             flags = (
                 syscalls.CLONE_NEWNS
                 | syscalls.CLONE_NEWUTS
                 | syscalls.CLONE_NEWIPC
                 | syscalls.CLONE_NEWCGROUP
             )
-            if self.network is None:
+            if self.own_net:
                 flags |= syscalls.CLONE_NEWNET
             if spec.userns is not None:
                 # pivot while still root outside (a root copied into a user namespace is locked), with a
@@ -386,7 +488,7 @@ class _Child:
                 syscalls.unshare(flags)
                 mounts.perform(self.plan)
             syscalls.sethostname(spec.hostname)
-            if self.network is None:
+            if self.own_net:
                 syscalls.loopback_up()
             self._stdio()
             try:
@@ -451,8 +553,8 @@ class _Child:
         os.close(self.err_w)
         for fd in set(self.stdio.values()):
             os.close(fd)
-        if self.console is not None:
-            self.console.close()
+        if self.console_fd is not None:
+            os.close(self.console_fd)
         while True:
             try:
                 _, status = os.waitpid(pid, 0)
@@ -460,16 +562,17 @@ class _Child:
             except InterruptedError:
                 continue
         assert self.status_w is not None
-        os.write(self.status_w, status.to_bytes(4, "little"))
+        os.write(self.status_w, struct.pack("i", status))
         os._exit(0)
 
     def _stdio(self) -> None:
         null = os.open("/dev/null", os.O_RDWR)
-        if self.console is not None:
+        if self.console_fd is not None:
             master, slave = os.openpty()  # from the container's /dev/ptmx, so ttyname() resolves inside
-            socket.send_fds(self.console, [b"p"], [master])
+            console = socket.socket(fileno=self.console_fd)
+            socket.send_fds(console, [b"p"], [master])
             os.close(master)
-            self.console.close()
+            console.close()
             os.setsid()
             fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
             out = err = slave
@@ -485,9 +588,10 @@ class _Child:
 
     def _drop_privileges(self) -> None:
         spec = self.spec
-        syscalls.drop_bounding_set(DEFAULT_MASK, _CAP_LAST)
+        if not _privileges_prepared:
+            syscalls.drop_bounding_set(DEFAULT_MASK, _CAP_LAST)
+            syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
         syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_CLEAR_ALL)
-        syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
         if spec.gid != 0 or spec.uid != 0:
             os.setgroups([spec.gid])
             os.setgid(spec.gid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from dataclasses import dataclass, field
 
 from runner.sandbox import syscalls as sc
@@ -49,7 +50,7 @@ def plan_for(rootfs: Rootfs, spec: ContainerSpec) -> MountPlan:
     except OSError:
         current = None
     if current != hosts:
-        tmp = rootfs.dir / f".hosts.{os.getpid()}"
+        tmp = rootfs.dir / f".hosts.{os.getpid()}.{threading.get_ident()}"  # steps may start concurrently
         tmp.write_text(hosts)
         os.rename(tmp, hosts_path)
     plan.hosts_file = str(hosts_path)

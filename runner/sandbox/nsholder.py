@@ -25,7 +25,7 @@ def namespace_fd(kind: str, setup: Callable[[], None], what: str) -> int:
             os.close(go_w)
             setup()
             os.write(ready_w, b"k")
-            os.read(go_r, 1)
+            os.read(go_r, 1)  # a byte, not EOF: helpers forked by other threads may hold our pipe's ends
         except BaseException as exc:
             try:
                 os.write(ready_w, b"e" + str(exc).encode(errors="replace")[:2000])
@@ -42,6 +42,10 @@ def namespace_fd(kind: str, setup: Callable[[], None], what: str) -> int:
             raise SandboxError(f"cannot {what}: {detail}")
         return os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
     finally:
+        try:
+            os.write(go_w, b"g")
+        except OSError:  # it died already
+            pass
         os.close(ready_r)
         os.close(go_w)
         os.waitpid(pid, 0)

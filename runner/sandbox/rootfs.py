@@ -19,6 +19,7 @@ import hashlib
 import os
 import shutil
 import stat
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,6 +185,7 @@ class Rootfs:
         self.merged = dir / "m"
         self.overlays = self._plan()
         self.templates: dict[object, int] = {}  # mount namespaces holding this rootfs (see template.py)
+        self.lock = threading.Lock()
         self.env: dict[str, str] = {}  # the image's own environment, for callers that run its commands
         self.on_destroy: list[Callable[[], None]] = []  # e.g. releasing the image's lease in the store
 

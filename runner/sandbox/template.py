@@ -26,10 +26,11 @@ def _key(network: NetworkNamespace | None) -> object:
 
 def mount_namespace(rootfs: Rootfs, plan: mounts.MountPlan, network: NetworkNamespace | None) -> int:
     key = _key(network)
-    fd = rootfs.templates.get(key)
-    if fd is None:
-        fd = rootfs.templates[key] = _create(plan, network)
-    return fd
+    with rootfs.lock:  # containers over one rootfs may start from several threads at once
+        fd = rootfs.templates.get(key)
+        if fd is None:
+            fd = rootfs.templates[key] = _create(plan, network)
+        return fd
 
 
 def _create(plan: mounts.MountPlan, network: NetworkNamespace | None) -> int:

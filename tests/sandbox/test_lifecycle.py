@@ -192,3 +192,24 @@ def test_sweep_leaves_live_runners_alone(paths, rootfs):
     finally:
         container.kill()
         container.wait()
+
+
+def test_containers_start_from_many_threads_over_one_rootfs(paths, rootfs, net):
+    """Parallel steps and services share a rootfs: its template and hosts file are made safely."""
+    import threading
+
+    results: list[int] = []
+
+    def one(i: int) -> None:
+        results.append(
+            run(
+                ContainerSpec(["sh", "-c", f"exit {i}"], cwd="/"), rootfs=rootfs, network=net, paths=paths
+            ).exit_code
+        )
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == list(range(12))
