@@ -84,8 +84,8 @@ class BuildService:
     def start(self, build_id: int, delivery: tuple[str, str] | None = None) -> None:
         """Report pending and enqueue the first jobs; raises BrokerUnavailable (the build then errors)."""
         build = self.store.build(build_id)
-        if build is not None and build.finished_at is None:
-            report_build(build, "queued", self.settings.public_url)
+        if build is not None:  # an invalid ci.yml makes a build that has already errored
+            report_build(build, build.status if build.finished_at else "queued", self.settings.public_url)
         try:
             advance(self.store, self.dispatcher, build_id, self.settings.public_url)
         except Exception as exc:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from server_helpers import SECRET, adapt, encode, github_push, make_repo, settings_for, signed
+from server_helpers import SECRET, adapt, commit, encode, git, github_push, make_repo, settings_for, signed
+from status_recorder import StatusRecorder
 
 from runner.server.app import create_app
 from runner.server.settings import ServerSettings
@@ -136,8 +137,6 @@ def test_skip_ci_in_the_message_is_ignored(client, settings, repo, marker):
 
 def test_branches_and_tags_outside_on_push_are_ignored(client, settings, repo):
     path, _ = repo
-    from server_helpers import commit, git
-
     git(path, "checkout", "-q", "-b", "feature")
     feature_sha = commit(path, {"x": "1"}, "feature work")
     code, answer = post(client, "github", encode(github_push(path, feature_sha, branch="feature")))
@@ -176,14 +175,41 @@ def test_each_forge_s_real_payload_makes_a_build(client, repo, forge, fixture):
     assert (build["forge"], build["sha"], build["branch"]) == (forge, sha, "main")
 
 
-def test_an_invalid_ci_yml_makes_an_errored_build(client, settings, tmp_path):
+def test_an_invalid_ci_yml_makes_an_errored_build_for_the_forge(client, settings, tmp_path, monkeypatch):
     path = tmp_path / "broken"
     sha = make_repo(path, {"ci.yml": "jobs:\n  a:\n    steps: 3\n"})
-    code, answer = post(client, "github", encode(github_push(path, sha)))
+    with StatusRecorder() as forge:
+        monkeypatch.setenv("RUNNER_GITHUB_URL", forge.url)
+        monkeypatch.setenv("RUNNER_GITHUB_TOKEN", "t0ken")
+        code, answer = post(client, "github", encode(github_push(path, sha)))
+    assert forge.by_path() == {f"/repos/local/broken/statuses/{sha}": ["error"]}
     assert code == 202
     build = client.get(f"/api/builds/{answer['build_id']}").json()
     assert build["status"] == "error" and "ci.yml" in build["reason"] and build["jobs"] == []
     assert queued(settings) == 0
+
+
+def test_other_events_are_ignored_with_their_name(client):
+    body = (
+        Path(__file__).resolve().parents[3] / "shared/fixtures/webhooks/github/pull_request-opened.json"
+    ).read_bytes()
+    headers = signed("github", body) | {"X-GitHub-Event": "pull_request"}
+    response = client.post("/hooks/github", content=body, headers=headers)
+    assert response.status_code == 200 and "pull_request" in response.json()["ignored"]
+
+
+def test_a_job_whose_if_is_false_is_skipped_at_once(client, settings, tmp_path):
+    path = tmp_path / "cond"
+    ci = "jobs:\n  a:\n    if: ${{ git.branch == 'other' }}\n    steps:\n      - run: echo a\n"
+    ci += "  b:\n    steps:\n      - run: echo b\n"
+    sha = make_repo(path, {"ci.yml": ci})
+    code, answer = post(client, "github", encode(github_push(path, sha)))
+    assert code == 202
+    jobs = {j["name"]: j for j in client.get(f"/api/builds/{answer['build_id']}").json()["jobs"]}
+    assert (
+        jobs["a"]["status"] == "skipped" and "if" in jobs["a"]["reason"] and jobs["b"]["status"] == "queued"
+    )
+    assert queued(settings) == 1
 
 
 def test_a_push_of_an_unknown_commit_is_502(client, repo):

@@ -41,6 +41,9 @@ jobs:
     steps: [{run: echo never}]
   broken:
     steps: [{run: exit 3}]
+  slowpoke:
+    timeout: 1s
+    steps: [{run: sleep 30}]
 """
 
 
@@ -67,10 +70,12 @@ def test_a_push_runs_on_two_workers_and_stores_everything(stack, tmp_path):
     assert build["status"] == "failed", build  # `broken` failed; `never` is skipped because of it
     assert {name: job["status"] for name, job in jobs.items()} == {
         "compile": "passed", "test": "passed", "lint": "passed", "never": "skipped", "broken": "failed",
+        "slowpoke": "failed",
     }  # fmt: skip
     assert len({jobs[name]["worker"] for name in ("compile", "test", "lint", "broken")}) == 2
     assert jobs["compile"]["steps"][0]["name"] == "make" and jobs["compile"]["steps"][0]["exit_code"] == 0
     assert jobs["broken"]["steps"][0]["exit_code"] == 3
+    assert jobs["slowpoke"]["reason"] == "job timed out after 1s" and jobs["slowpoke"]["duration"] < 10
     assert jobs["compile"]["tests"]["total"] == 3 and jobs["compile"]["tests"]["failed"] == 1
     assert build["started_at"] <= build["finished_at"]
 
