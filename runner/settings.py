@@ -74,3 +74,7 @@ class Paths:
     @property
     def host(self) -> Path:  # the skeleton and /etc mask of the `host` image
         return self.home / "host"
+
+    @property
+    def storage(self) -> Path:  # logs and artifacts of server builds (runner.logs.storage)
+        return self.home / "storage"

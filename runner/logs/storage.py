@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import quote
 
-from runner.settings import runner_home
+from runner.settings import Paths
 
 _SAFE = "-_.+=@,()"
 _MAX_NAME = 180
@@ -88,7 +88,7 @@ class DirectoryStorage:
     """Storage in a local (or shared) directory. Thread- and process-safe for appends and artifact puts."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root) if root is not None else runner_home() / "storage"
+        self.root = Path(root) if root is not None else Paths.default().storage
 
     def job_dir(self, build_id: int, job: str) -> Path:
         if isinstance(build_id, bool) or int(build_id) < 0:
