@@ -498,12 +498,15 @@ class Builder:
         """A step that only changes the config costs nothing and makes no layer; like every step it is shown
         CACHED when an earlier build reached the same state, else as built."""
         self.out(header)
-        seen = (read_json(self._index(parent)) or {}).get(json.dumps(what, default=str)) or {}
+        known = read_json(self._index(parent))
+        seen = (known or {}).get(json.dumps(what, default=str)) or {}
         if not self.no_cache and seen.get("key") == key:
             self.out(f"  CACHED {key[:12]}")
         else:
             self.out(f"  built {key[:12]} (config only)")
             self._remember(parent, what, None, key)
+            if known is not None:  # a known state changed (e.g. an ARG's value): the next miss says so
+                self._missed = True
 
     def _index(self, parent: str) -> Path:
         return self.index_dir / f"{parent[:32]}.json"
