@@ -107,6 +107,8 @@ def expand_sources(context: Path, sources: list[str], rules: list[IgnoreRule]) -
             path = resolve_source(context, source)
             if not os.path.lexists(path):
                 raise ImageError(f"COPY source {source!r} does not exist in the build context")
+            if not path.is_dir() and path != root and ignored(path.relative_to(root).as_posix(), rules):
+                raise ImageError(f"COPY source {source!r} is excluded by .dockerignore")  # as in Docker
             found.append(path)
     return found
 
