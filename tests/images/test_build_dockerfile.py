@@ -230,6 +230,18 @@ def test_glob_sources_skip_ignored_files_and_an_empty_match_is_an_error(tmp_path
         ctx.expand_sources(context, ["nope"], rules)
 
 
+def test_a_named_source_that_dockerignore_excludes_is_refused(tmp_path: Path) -> None:
+    context = _context(tmp_path, ["secret.env", "docs/a.md", "docs/keep.md"], "*.env\ndocs\n!docs/keep.md\n")
+    rules = ctx.load_dockerignore(context)
+    with pytest.raises(ImageError, match=r"^COPY source 'secret.env' is excluded by .dockerignore$"):
+        ctx.expand_sources(context, ["secret.env"], rules)
+    [docs] = ctx.expand_sources(context, ["docs"], rules)  # an ignored directory may hold exceptions
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    ctx.copy_into_layer(context, [docs], "/d/", layer, rules)
+    assert sorted(p.name for p in (layer / "d").rglob("*")) == ["keep.md"]
+
+
 # ---- content digests -------------------------------------------------------------------------------
 
 
