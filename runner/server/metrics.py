@@ -12,7 +12,7 @@ import threading
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 
 from runner.server.queries import BuildQueries
-from runner.server.queue import DEFAULT_QUEUE, Dispatcher
+from runner.server.queue import DEFAULT_QUEUE, Dispatcher, queue_for
 
 BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 CONTAINER_START = "container_start"  # a phase the engine reports as its first container's start time
@@ -66,7 +66,8 @@ class Metrics:
             counts = self.queries.status_counts()
             for status in STATUSES:
                 self.builds.labels(status).set(counts.get(status, 0))
-            for queue, depth in (self.dispatcher.queue_depth((DEFAULT_QUEUE,)) or {}).items():
+            queues = {DEFAULT_QUEUE} | {queue_for(labels) for labels in self.queries.waiting_labels()}
+            for queue, depth in self.dispatcher.queue_depth(sorted(queues)).items():
                 self.queue.labels(queue).set(depth)
             self._observe_jobs()
             return generate_latest(self.registry)

@@ -177,6 +177,12 @@ class BuildQueries:
             )
             return [(i, st, d, ph or {}) for i, st, d, ph in rows]
 
+    def waiting_labels(self) -> list[list[str]]:
+        """The labels of jobs waiting in a queue (to know which queues to measure)."""
+        with self.sessions() as s:
+            rows = s.scalars(select(Job.labels).where(Job.status == "queued", Job.enqueued.is_(True)))
+            return [list(labels or []) for labels in rows]
+
     def oldest_unfinished_job(self) -> int | None:
         with self.sessions() as s:
             return s.scalar(select(func.min(Job.id)).where(Job.finished_at.is_(None)))

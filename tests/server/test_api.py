@@ -92,6 +92,7 @@ def test_a_manual_build_resolves_the_ref_and_routes_jobs_by_label(client, settin
     assert [j["labels"] for j in build["jobs"]] == [[], ["big"]]
     broker = redis.Redis.from_url(settings.broker_url)
     assert broker.llen("runner") == 1 and broker.llen("big") == 0  # e2e waits for unit
+    assert 'runner_queue_depth{queue="runner"} 1.0' in client.get("/metrics").text
     bad = client.post("/api/builds", json={"repo_url": f"file://{path}", "ref": "nope"}, headers=AUTH)
     assert bad.status_code == 422 and "nope" in bad.json()["detail"]
     assert client.post("/api/builds", json={"ref": "main"}, headers=AUTH).status_code == 422
