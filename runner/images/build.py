@@ -219,7 +219,8 @@ class Builder:
         variables = {**state.args, **state.env()}
         kw = ins.keyword
         flags = "".join(f"--{k}={v} " for k, v in ins.flags.items())
-        header = f"[{number}/{total}] {kw} {flags}{ins.args}".rstrip()
+        shown = ins.args.strip().replace("\n", "\\n")  # a multi-line ci.yml `run:` stays one output line
+        header = f"[{number}/{total}] {kw} {flags}{shown}".rstrip()
         if kw in ("ENV", "LABEL", "ARG"):
             for k, v in df.key_values(ins, variables, file):
                 if kw == "ENV":
