@@ -17,7 +17,8 @@ import pytest
 from conftest import Registry, Run, need, run
 
 import runner.sandbox.container as container_module
-from runner.images.build import Builder, BuiltImage, ImageView
+from runner.config.spec import BuildInstruction
+from runner.images.build import Builder, BuiltImage, ImageView, instructions_from_spec
 from runner.images.errors import ImageError
 from runner.images.store import Store
 from runner.sandbox import ContainerSpec, NetworkNamespace, Rootfs
@@ -245,6 +246,15 @@ def test_global_args_reach_a_stage_only_when_it_declares_them(paths: Paths, cont
     assert outcomes(lines)[0] == "CACHED"  # the step that does not see VERSION is not rebuilt
     assert outcomes(lines)[1] != "CACHED"
     assert in_image(paths, other, "cat /undeclared /declared") == (0, "[]\n[2]")
+
+
+def test_a_multi_line_run_is_one_header_line(paths: Paths, context: Path) -> None:
+    lines: list[str] = []
+    steps = instructions_from_spec([BuildInstruction("run", ("echo one > /one\necho two > /two\n",))])
+    built = Builder(paths, out=lines.append).build_steps("host", steps, context)
+    assert "[2/2] RUN echo one > /one\\necho two > /two" in lines
+    assert all("\n" not in line for line in lines)
+    assert in_image(paths, built, "cat /one /two") == (0, "one\ntwo")
 
 
 # ---- what lands in the image -----------------------------------------------------------------------
