@@ -181,7 +181,7 @@ class Compiler:
                 cpus=job.resources.cpus,
                 pids=job.resources.pids,
             ),
-            network=job.network or "none",
+            network=job.network or "bridge",  # contract: outbound only, never the host loopback
             timeout=scope.unit((*path, "timeout"), job.timeout, parse_duration),
             retry=job.retry,
             allow_failure=job.allow_failure,

@@ -271,7 +271,7 @@ class Job(_Strict):
     services: dict[JobName, Service] = Field(default_factory=dict, description="Sidecars, by name.")
     resources: Resources = Field(default_factory=lambda: Resources.model_validate({}))
     network: Literal["none", "bridge", "host"] | None = Field(
-        None, description="none (default), bridge (outbound only) or host."
+        None, description="bridge (default: outbound only, never the host's loopback), none or host."
     )
     timeout: Duration | None = Field(None, description="Time limit of the whole job.")
     retry: Count = Field(0, ge=0, le=10, description="Reruns of a failed job.")

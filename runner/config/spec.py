@@ -102,7 +102,7 @@ class JobSpec:
     needs: tuple[str, ...] = ()  # expanded job names
     services: tuple[ServiceSpec, ...] = ()
     resources: Resources = field(default_factory=Resources)
-    network: NetworkMode = "none"
+    network: NetworkMode = "bridge"
     timeout: float | None = None  # seconds, for the whole job
     retry: int = 0
     allow_failure: bool = False

@@ -239,7 +239,7 @@ def spawn(
         rootfs = Rootfs.create(paths)
         cleanup.append(rootfs.destroy)
     try:
-        plan = mounts.plan_for(rootfs, spec)
+        plan = mounts.plan_for(rootfs, spec, network.resolv_conf if network is not None else None)
         mnt_fd = template.mount_namespace(rootfs, plan, network)
     except BaseException:
         for action in cleanup:

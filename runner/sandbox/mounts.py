@@ -12,6 +12,7 @@ import os
 import stat
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from runner.sandbox import syscalls as sc
 from runner.sandbox.rootfs import Overlay, Rootfs
@@ -32,9 +33,21 @@ class MountPlan:
     overlays: list[Overlay]
     binds: list[tuple[str, str, bool]] = field(default_factory=list)  # (source, target in root, readonly)
     hosts_file: str | None = None
+    resolv_file: str | None = None
 
 
-def plan_for(rootfs: Rootfs, spec: ContainerSpec) -> MountPlan:
+def _write_if_changed(path: Path, text: str) -> None:
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")  # concurrent steps
+    tmp.write_text(text)
+    os.rename(tmp, path)
+
+
+def plan_for(rootfs: Rootfs, spec: ContainerSpec, resolv_conf: str | None = None) -> MountPlan:
     root = str(rootfs.merged)
     plan = MountPlan(root=root, overlays=rootfs.overlays)
     if spec.workspace is not None:
@@ -45,15 +58,12 @@ def plan_for(rootfs: Rootfs, spec: ContainerSpec) -> MountPlan:
     for name, address in sorted(spec.hosts.items()):
         hosts += f"{address}\t{name}\n"
     hosts_path = rootfs.dir / "hosts"
-    try:
-        current = hosts_path.read_text()
-    except OSError:
-        current = None
-    if current != hosts:
-        tmp = rootfs.dir / f".hosts.{os.getpid()}.{threading.get_ident()}"  # steps may start concurrently
-        tmp.write_text(hosts)
-        os.rename(tmp, hosts_path)
+    _write_if_changed(hosts_path, hosts)
     plan.hosts_file = str(hosts_path)
+    if resolv_conf is not None:
+        resolv_path = rootfs.dir / "resolv.conf"
+        _write_if_changed(resolv_path, resolv_conf)
+        plan.resolv_file = str(resolv_path)
     return plan
 
 
@@ -98,10 +108,13 @@ def perform(plan: MountPlan, *, masked_proc: bool = True) -> None:
         mount_proc(root)
     else:
         sc.mount("proc", os.path.join(root, "proc"), "proc", NOSUID_NODEV | sc.MS_NOEXEC)
-    if plan.hosts_file:
-        etc_hosts = os.path.join(root, "etc/hosts")
-        _ensure_file(etc_hosts)
-        sc.bind(plan.hosts_file, etc_hosts, readonly=True)
+    for source, name in ((plan.hosts_file, "hosts"), (plan.resolv_file, "resolv.conf")):
+        if source:
+            target = os.path.join(root, "etc", name)
+            if os.path.islink(target):  # e.g. resolv.conf -> /run/systemd/...: a link cannot be mounted on
+                os.unlink(target)
+            _ensure_file(target)
+            sc.bind(source, target, readonly=True)
     os.chdir(root)
     sc.pivot_root(".", ".")
     sc.umount2(".", sc.MNT_DETACH)

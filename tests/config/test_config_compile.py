@@ -41,7 +41,7 @@ def test_contract_example_compiles() -> None:
         ),
     )
     assert deps.steps[0].name == 'python -c "import sys; print(sys.version)"'
-    assert deps.network == "none"
+    assert deps.network == "bridge"  # the contract's default: outbound only
     assert deps.position == Position(str(path), 6, 3)
 
     test = pipeline.job("test (py: 3.12)")
@@ -112,7 +112,7 @@ jobs:
 def test_defaults() -> None:
     job = compile_text("jobs:\n  t:\n    steps: [make]\n").job("t")
     assert job.image == ImageSpec()
-    assert job.network == "none"
+    assert job.network == "bridge"
     assert job.timeout is None
     assert job.retry == 0
     assert job.condition is True
