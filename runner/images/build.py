@@ -106,7 +106,7 @@ class Builder:
         self.store = store or Store(paths)
         self.no_cache = no_cache
         self.out = out
-        self.network = network or os.environ.get("RUNNER_BUILD_NETWORK", "host")
+        self.network = network or os.environ.get("RUNNER_BUILD_NETWORK", "bridge")
         self.log = log or (lambda stream, line: out("  " + line.decode(errors="replace")))
         self.index_dir = paths.images / "buildcache"
 
