@@ -108,13 +108,14 @@ def perform(plan: MountPlan, *, masked_proc: bool = True) -> None:
         mount_proc(root)
     else:
         sc.mount("proc", os.path.join(root, "proc"), "proc", NOSUID_NODEV | sc.MS_NOEXEC)
-    for source, name in ((plan.hosts_file, "hosts"), (plan.resolv_file, "resolv.conf")):
-        if source:
+    etc_files: list[tuple[str | None, str]] = [(plan.hosts_file, "hosts"), (plan.resolv_file, "resolv.conf")]
+    for etc_source, name in etc_files:
+        if etc_source:
             target = os.path.join(root, "etc", name)
             if os.path.islink(target):  # e.g. resolv.conf -> /run/systemd/...: a link cannot be mounted on
                 os.unlink(target)
             _ensure_file(target)
-            sc.bind(source, target, readonly=True)
+            sc.bind(etc_source, target, readonly=True)
     os.chdir(root)
     sc.pivot_root(".", ".")
     sc.umount2(".", sc.MNT_DETACH)
