@@ -72,7 +72,8 @@ def worker(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _error(f"cannot sweep leftover containers under {Paths.default().run}: {exc}")
     if swept:
-        print(f"runner: swept {len(swept)} leftovers of a crashed worker", file=sys.stderr)
+        plural = "s" if len(swept) != 1 else ""
+        print(f"runner: swept {len(swept)} leftover{plural} of crashed runs", file=sys.stderr, flush=True)
     try:
         migrate(make_engine(settings.database_url))
     except StoreError as exc:

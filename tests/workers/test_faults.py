@@ -98,8 +98,10 @@ def test_a_worker_killed_mid_job_the_job_runs_again_and_the_build_finishes_once(
             doomed = stack.start_worker("doomed")
             build_id = stack.push(github_push(repo, sha)).json()["build_id"]
             stack.wait_job(build_id, "slow", "running")
-            stack.start_worker("survivor")
+            log_url = f"/api/builds/{build_id}/jobs/slow/log"
+            stack.wait(lambda: "started" in stack.client.get(log_url).text, 30, "the step to start")
             stack.kill(doomed)
+            stack.start_worker("survivor")  # sweeps what the killed worker left, at start or first container
             build = stack.wait_build(build_id, timeout=60)
             jobs = {j["name"]: j for j in build["jobs"]}
             assert build["status"] == "passed", build
