@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Registry, Run, need, run
+from registry_helpers import Registry, Run, need, run
 
 import runner.sandbox.container as container_module
 from runner.config.spec import BuildInstruction
-from runner.images.build import Builder, BuiltImage, ImageView, instructions_from_spec
+from runner.images.build import Builder, BuiltImage
 from runner.images.errors import ImageError
+from runner.images.imageview import ImageView
+from runner.images.jobimage import instructions_from_spec
 from runner.images.store import Store
 from runner.sandbox import ContainerSpec, NetworkNamespace, Rootfs
 from runner.sandbox import run as run_container

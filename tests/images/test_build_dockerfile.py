@@ -10,8 +10,9 @@ import pytest
 from runner.config.spec import BuildInstruction
 from runner.images import context as ctx
 from runner.images import dockerfile as df
-from runner.images.build import Builder, BuiltImage, instructions_from_spec
+from runner.images.build import Builder, BuiltImage
 from runner.images.errors import ImageError
+from runner.images.jobimage import instructions_from_spec
 from runner.settings import Paths
 
 # ---- parser ----------------------------------------------------------------------------------------

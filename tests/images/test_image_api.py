@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Registry
 from image_merge import image_from_tars
 from image_tars import TarBuilder
+from registry_helpers import Registry
 
 from runner.images import ImageConfig, ensure_image, image_config, image_layers, parse_ref, push
 from runner.images.errors import ImageError

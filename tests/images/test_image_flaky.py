@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from conftest import Registry
 from image_merge import image_from_tars
 from image_tars import TarBuilder
+from registry_helpers import Registry
 
 from runner.images.errors import ImageError
 from runner.images.reference import parse_ref

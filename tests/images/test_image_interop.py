@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from conftest import Registry, Run, need, run, start_registry, stop
 from image_merge import image_from_tars, overlay_view
 from image_tars import TarBuilder
+from registry_helpers import Registry, Run, need, run, start_registry, stop
 
 from runner.images import image_config, image_layers
 from runner.images.errors import ImageError

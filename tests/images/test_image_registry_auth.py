@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Registry, start_registry, stop
 from image_merge import image_from_tars
 from image_tars import TarBuilder
 from image_token_server import TokenService, token_service
+from registry_helpers import Registry, start_registry, stop
 
 from runner.images.errors import ImageError
 from runner.images.reference import parse_ref
