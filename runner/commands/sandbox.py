@@ -91,8 +91,8 @@ def _run(spec: object, image: str, network_mode: str) -> int:
         rootfs = Rootfs.create(paths)
     else:
         from runner.config.spec import ImageSpec
-        from runner.images.build import rootfs_for
         from runner.images.errors import ImageError
+        from runner.images.jobimage import rootfs_for
 
         try:
             rootfs = rootfs_for(ImageSpec(ref=image), paths, log=lambda line: print(line, file=sys.stderr))

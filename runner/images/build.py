@@ -9,13 +9,10 @@ its layer directly. Every step is printed as CACHED or built, with its short key
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shlex
 import shutil
-import stat
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +24,15 @@ from runner.images import context as ctx
 from runner.images import dockerfile as df
 from runner.images.errors import ImageError
 from runner.images.fsutil import flocked, read_json, write_json
+from runner.images.imageview import (
+    ImageView,
+    home_of,
+    make_dirs,
+    make_workdir,
+    owner_ids,
+    parse_mode,
+    user_ids,
+)
 from runner.images.reference import is_host
 from runner.images.store import Store
 from runner.settings import Paths
@@ -300,12 +306,12 @@ class Builder:
         from runner.sandbox import ContainerSpec, NetworkNamespace, Rootfs, SandboxError, run
 
         view = ImageView(self._dirs(state), state.base, self.paths)
-        uid, gid = _user_ids(user, view)
+        uid, gid = user_ids(user, view)
         if "HOME" not in env:  # the user's home from the image's /etc/passwd, as Docker sets it
-            env = {**env, "HOME": _home_of(view, uid)}
+            env = {**env, "HOME": home_of(view, uid)}
         rootfs = Rootfs.create(self.paths, layers=self._dirs(state), base=state.base)
         try:
-            _make_workdir(view, rootfs.uppers(), view.resolve(workdir)[0])
+            make_workdir(view, rootfs.uppers(), view.resolve(workdir)[0])
             spec = ContainerSpec(argv=argv, env=env, cwd=workdir, uid=uid, gid=gid, hostname="build")
             try:
                 with NetworkNamespace.create(self.network) as net:
@@ -350,10 +356,10 @@ class Builder:
 
         def prepare(layer: Path) -> None:
             layer.mkdir()
-            _make_dirs(view, layer, dirs, 0)
+            make_dirs(view, layer, dirs, 0)
 
-        owner = _owner(ins.flags.get("chown", ""), file, ins.line, view)
-        mode = _mode(ins.flags.get("chmod", ""), file, ins.line)
+        owner = owner_ids(ins.flags.get("chown", ""), file, ins.line, view)
+        mode = parse_mode(ins.flags.get("chmod", ""), file, ins.line)
         if ins.flags.get("from"):
             return self._copy_from(state, ins, sources, dest, stages, owner, header, prepare, mode)
         if ins.keyword == "ADD" and any("://" in src for src in sources):
@@ -555,262 +561,6 @@ class Builder:
             self.store.tag(parse_ref(tag), record.id)
         self.out(f"image {record.id[7:19]}" + (f" tagged {tag}" if tag else ""))
         return BuiltImage(record.id, state.base, self._dirs(state), config, self.steps, self.cached)
-
-
-class ImageView:
-    """Lookups of container paths in an image being built, through its layers and base, without mounting it.
-
-    Entries are found as overlayfs would find them: the topmost layer that has the path wins, a
-    whiteout (character device 0/0) hides it, and so does a file or an opaque directory above it.
-    """
-
-    def __init__(self, layers: list[Path], base: str | None, paths: Paths) -> None:
-        from runner.sandbox.rootfs import host_image
-
-        host = host_image(paths)
-        self.layers = layers  # top first
-        self.skeleton = host.skeleton
-        self.host_dirs = set(host.dirs) if base == "host" else set()
-
-    def resolve(self, path: str, hops: int = 0) -> tuple[str, str]:
-        """(`path` with every symlink followed inside the image, kind): kind is dir, file, link or none.
-
-        A last component that is a symlink is followed only to a directory; else the link itself is meant.
-        """
-        parts = [p for p in path.split("/") if p]
-        done: list[str] = []
-        kind = "dir"  # the root
-        while parts:
-            name = parts.pop(0)
-            kind, target, _ = self.entry("/".join([*done, name]))
-            if kind != "link" or target is None:
-                done.append(name)
-                continue
-            hops += 1
-            if hops > 40:
-                raise ImageError(f"{path}: too many levels of symbolic links in the image")
-            followed = os.path.normpath(os.path.join("/" + "/".join(done), target))
-            if not parts:
-                resolved, target_kind = self.resolve(followed, hops)
-                if target_kind == "dir":
-                    return resolved, "dir"
-                return "/" + "/".join([*done, name]), "link"
-            parts = [p for p in followed.split("/") if p] + parts
-            done = []
-        return "/" + "/".join(done), kind
-
-    def entry(self, rel: str) -> tuple[str, str | None, Path | None]:
-        """(kind, link target, the path that provides it) of container path /rel, symlinks not followed."""
-        parts = rel.split("/")
-        bottom = Path("/") if parts[0] in self.host_dirs else self.skeleton
-        for root in [*self.layers, bottom]:
-            found, last = self._in(root, parts)
-            if found is not None:
-                return found
-            if last:
-                break
-        return "none", None, None
-
-    @staticmethod
-    def _in(root: Path, parts: list[str]) -> tuple[tuple[str, str | None, Path | None] | None, bool]:
-        """(kind and link target of root/parts, None if root lacks it; whether roots below are hidden)."""
-        hidden = False
-        for i in range(1, len(parts)):
-            ancestor = root.joinpath(*parts[:i])
-            try:
-                st = os.lstat(ancestor)
-            except OSError:
-                return None, hidden  # this layer has nothing there
-            if not stat.S_ISDIR(st.st_mode):
-                return ("none", None, None), True  # a file, whiteout or link above the path hides it
-            with contextlib.suppress(OSError):
-                hidden = (
-                    hidden or os.getxattr(ancestor, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
-                )
-        full = root.joinpath(*parts)
-        try:
-            st = os.lstat(full)
-        except OSError:
-            return None, hidden
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            return ("none", None, None), True  # a whiteout
-        if stat.S_ISLNK(st.st_mode):
-            return ("link", os.readlink(full), full), True
-        return ("dir" if stat.S_ISDIR(st.st_mode) else "file", None, full), True
-
-
-def _make_workdir(view: ImageView, uppers: dict[str, Path], path: str) -> None:
-    """Make the RUN's working directory `path` (symlinks resolved) exist: missing directories are created
-    in the upper dir of the mount that holds them; the image's directories above them are copied up with
-    their mode and owner, so that `WORKDIR /tmp/x` leaves /tmp as it was."""
-    parts = [p for p in path.split("/") if p]
-    if not parts or view.entry("/".join(parts))[0] == "dir":
-        return
-    target = parts[0] if parts[0] in uppers and parts[0] else ""
-    _make_dirs(view, uppers[target], parts, 1 if target else 0)
-
-
-def _make_dirs(view: ImageView, root: Path, parts: list[str], skip: int) -> None:
-    """Directories root/parts[skip:] (container path /parts): the image's own keep their mode and owner."""
-    for i in range(skip + 1, len(parts) + 1):
-        dest = root.joinpath(*parts[skip:i])
-        if dest.is_dir():
-            continue
-        kind, _, source = view.entry("/".join(parts[:i]))
-        if kind == "dir" and source is not None:
-            st = os.stat(source)
-            dest.mkdir()
-            os.chmod(dest, stat.S_IMODE(st.st_mode))
-            os.chown(dest, st.st_uid, st.st_gid)
-        elif kind == "none":
-            dest.mkdir(mode=0o755)
-        else:
-            return  # a file in the way: the container says the directory does not exist
-
-
-def _user_ids(user: str, view: ImageView | None = None) -> tuple[int, int]:
-    """uid and gid of `user[:group]` (USER, --chown): numbers, or names from the image's /etc/passwd and
-    /etc/group; a user's primary group when no group is given."""
-    name, _, group = user.partition(":")
-    if name.isdigit() and (not group or group.isdigit()):
-        return int(name), int(group or name)
-    if name in ("", "root") and group in ("", "root"):
-        return 0, 0
-    if name.isdigit() or name in ("", "root"):
-        uid = primary = int(name) if name.isdigit() else 0
-    elif (entry := _id_table(view, "/etc/passwd").get(name)) is not None:
-        uid, primary = entry
-    else:
-        raise ImageError(f"USER {user!r}: no user {name!r} in the image's /etc/passwd")
-    if not group:
-        return uid, primary
-    if group.isdigit():
-        return uid, int(group)
-    if (found := _id_table(view, "/etc/group").get(group)) is not None:
-        return uid, found[0]
-    raise ImageError(f"USER {user!r}: no group {group!r} in the image's /etc/group")
-
-
-def _id_table(view: ImageView | None, path: str) -> dict[str, tuple[int, int]]:
-    """name -> (id, primary gid) from an /etc/passwd or /etc/group of the image."""
-    if view is None:
-        return {}
-    resolved, kind = view.resolve(path)
-    source = view.entry(resolved.lstrip("/"))[2]
-    if kind != "file" or source is None:
-        return {}
-    table: dict[str, tuple[int, int]] = {}
-    for line in source.read_text(errors="replace").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 3 and fields[2].isdigit():
-            second = fields[3] if len(fields) > 3 and fields[3].isdigit() else fields[2]
-            table.setdefault(fields[0], (int(fields[2]), int(second)))
-    return table
-
-
-def _home_of(view: ImageView, uid: int) -> str:
-    resolved, kind = view.resolve("/etc/passwd")
-    source = view.entry(resolved.lstrip("/"))[2]
-    if kind == "file" and source is not None:
-        for line in source.read_text(errors="replace").splitlines():
-            fields = line.split(":")
-            if len(fields) >= 6 and fields[2] == str(uid) and fields[5].startswith("/"):
-                return fields[5]
-    return "/root" if uid == 0 else "/"
-
-
-def _owner(chown: str, file: str, line: int, view: ImageView | None = None) -> tuple[int, int]:
-    if not chown:
-        return 0, 0
-    try:
-        return _user_ids(chown, view)
-    except ImageError as exc:
-        reason = str(exc).partition(": ")[2]
-        raise ImageError(f"{file}:{line}: --chown={chown}: {reason}") from None
-
-
-def _mode(chmod: str, file: str, line: int) -> int | None:
-    if not chmod:
-        return None
-    try:
-        mode = int(chmod, 8)
-    except ValueError:
-        mode = -1
-    if not 0 <= mode <= 0o7777:
-        raise ImageError(f"{file}:{line}: --chmod={chmod}: use an octal mode such as 0644")
-    return mode
-
-
-def instructions_from_spec(build: Any) -> list[df.Instruction]:
-    """The ci.yml `build:` entries (runner.config.spec.BuildInstruction) as Dockerfile instructions."""
-    out = []
-    for number, entry in enumerate(build, 1):
-        if entry.kind == "run":
-            out.append(df.Instruction("RUN", entry.args[0], number))
-        elif entry.kind == "copy":
-            src, dest = entry.args[0], entry.args[1]
-            out.append(df.Instruction("COPY", json.dumps([src, dest]), number))
-        elif entry.kind == "env":
-            # quoted for the ENV parser (a value may hold ' " \ or spaces); $VAR still expands as in ENV
-            out.append(df.Instruction("ENV", " ".join(shlex.quote(a) for a in entry.args), number))
-        elif entry.kind == "workdir":
-            out.append(df.Instruction("WORKDIR", entry.args[0], number))
-    return out
-
-
-def build_image(image: Any, paths: Paths, *, workspace: Path | None, log: Printer) -> BuiltImage | None:
-    """Build or fetch a ci.yml image (runner.config.spec.ImageSpec); None for the plain `host` image."""
-    context = workspace or Path("/nonexistent")
-    builder = Builder(paths, out=log)
-    base_ref = image.ref
-    if image.base is not None:  # `from:` another job: its image first (every step CACHED after that job)
-        parent = build_image(image.base, paths, workspace=workspace, log=log)
-        if not image.build and not image.dockerfile:
-            return parent
-        base_ref = "host" if parent is None else parent.image_id
-    if image.dockerfile:
-        if workspace is None:
-            raise ImageError("a dockerfile image needs the job's workspace as its context")
-        root = workspace.resolve()
-        ctx_dir = (root / (image.context or ".")).resolve()
-        file = (root / image.dockerfile).resolve()
-        for what, path in (("context", ctx_dir), ("dockerfile", file)):
-            if path != root and root not in path.parents:
-                raise ImageError(f"{what} {path} is outside the workspace")
-        return builder.build_dockerfile(file, ctx_dir)
-    if image.build:
-        return builder.build_steps(base_ref, instructions_from_spec(image.build), context)
-    if is_host(base_ref):
-        return None
-    from runner.images import ensure_image
-
-    record = ensure_image(builder.store, base_ref)
-    config = dict(record.config.get("config") or {})
-    base = (config.get("Labels") or {}).get(BASE_LABEL)
-    return BuiltImage(record.id, base, builder._dirs(State(base, list(record.layers), config, "")), config)
-
-
-def rootfs_for(image: Any, paths: Paths, *, workspace: Path | None = None, log: Printer = print) -> Any:
-    """The engine's seam: a fresh Rootfs of a ci.yml image, built or pulled as needed."""
-    from runner.sandbox import Rootfs
-
-    built = build_image(image, paths, workspace=workspace, log=log)
-    if built is None:
-        return Rootfs.create(paths)
-    lease = contextlib.ExitStack()
-    lease.enter_context(Store(paths).lease(built.image_id))  # rm and prune leave its layers alone
-    try:
-        rootfs = Rootfs.create(paths, layers=built.layer_dirs, base=built.base)
-    except BaseException:
-        lease.close()
-        raise
-    rootfs.on_destroy.append(lease.close)
-    env = {}
-    for entry in built.config.get("Env") or []:
-        key, _, value = str(entry).partition("=")
-        env[key] = value
-    rootfs.env = env
-    return rootfs
 
 
 def _is_tar(path: Path) -> bool:

@@ -1,7 +1,7 @@
 """The seam between a job's `image:` and the root filesystem its containers run over.
 
 `host` is served by the sandbox directly. Any other image (a registry reference, a local name, a
-`build:` list or a `dockerfile:`) comes from `runner.images.build.rootfs_for`, which pulls or builds
+`build:` list or a `dockerfile:`) comes from `runner.images.jobimage.rootfs_for`, which pulls or builds
 it (the job's workspace is the build context; build output goes to `log`) and returns a Rootfs whose
 `env` carries the image's own environment.
 """
@@ -24,6 +24,15 @@ class ImageUnavailable(Exception):
     """The image cannot be made into a root filesystem; the message is one line for the user."""
 
 
+def describe(image: ImageSpec) -> str:
+    """How a job's image reads in its log and phases: `host`, `python:3.12`, `built from host`..."""
+    if image.dockerfile:
+        return f"dockerfile {image.dockerfile}"
+    if image.build:
+        return f"built from {image.ref}"
+    return image.ref
+
+
 def resolve_rootfs(
     image: ImageSpec,
     paths: Paths,
@@ -35,7 +44,7 @@ def resolve_rootfs(
     if image.is_host:
         return Rootfs.create(paths)
     try:
-        build = importlib.import_module("runner.images.build")
+        build = importlib.import_module("runner.images.jobimage")
     except ImportError:
         raise ImageUnavailable(UNSUPPORTED) from None
     provider = cast(Callable[..., Rootfs], build.rootfs_for)
