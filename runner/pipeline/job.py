@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from runner.config.spec import CacheSpec, JobSpec, StepSpec
+from runner.images.errors import ImageError
 from runner.pipeline import artifacts, caches, envfile, reporting
 from runner.pipeline.caches import CacheStore
 from runner.pipeline.control import JobControl
@@ -29,7 +30,7 @@ from runner.pipeline.events import (
     StepStatus,
     TestsCollected,
 )
-from runner.pipeline.image import ImageUnavailable, resolve_rootfs
+from runner.pipeline.image import ImageUnavailable, describe, resolve_rootfs
 from runner.pipeline.results import Attempt, RunOptions, StepResult
 from runner.pipeline.secrets import Masker
 from runner.pipeline.services import ServiceFailed, Services
@@ -115,11 +116,14 @@ class JobAttempt:
         started = time.monotonic()
         try:
             self.rootfs = resolve_rootfs(job.image, self.paths, workspace=self.workspace, log=self.log)
-        except Exception as exc:  # a pull or build that failed: the image provider's message
-            self.outcome.fail("error", f"image {job.image.ref}: {exc}")
+        except ImageError as exc:  # the user's: a RUN that failed, a bad reference, a missing image
+            self.outcome.fail("failed", f"image {describe(job.image)}: {exc}")
+            return
+        except Exception as exc:  # the runner's own fault
+            self.outcome.fail("error", f"image {describe(job.image)}: {exc}")
             return
         self.env = {**self.rootfs.env, **self.env}  # the image's own environment comes first
-        self.phase("image", started, job.image.ref)
+        self.phase("image", started, describe(job.image))
         try:
             self.network = NetworkNamespace.create(job.network)
         except SandboxError as exc:
