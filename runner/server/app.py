@@ -24,6 +24,8 @@ from runner.server.recovery import RecoveryLoop
 from runner.server.settings import ServerSettings
 from runner.server.store import BuildStore
 
+THREADS = 256  # threads for blocking work: webhooks, API reads, live log streams
+
 
 class Backends:
     """Log stream and storage, made on first use (the web process needs them only for logs)."""
@@ -58,6 +60,10 @@ def create_app(settings: ServerSettings | None = None, dispatcher: Dispatcher | 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        # Live logs hold a worker thread while they wait on Redis: leave room for webhooks.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         recovery.start()
         try:
             yield
