@@ -22,6 +22,7 @@ from typing import Any
 
 from runner.images import context as ctx
 from runner.images import dockerfile as df
+from runner.images.config import BASE_LABEL
 from runner.images.errors import ImageError
 from runner.images.fsutil import flocked, read_json, write_json
 from runner.images.imageview import (
@@ -38,7 +39,6 @@ from runner.images.store import Store
 from runner.settings import Paths
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-BASE_LABEL = "org.runner.base"  # "host" when the image's layers sit on the host image
 Printer = Callable[[str], None]
 
 

@@ -5,6 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.images.errors import ImageError
+
+BASE_LABEL = "org.runner.base"  # "host" when an image's layers sit on the host image, not on a base layer
+
+
+def ensure_portable(config: dict[str, Any], name: str, action: str) -> None:
+    """Refuse to export or push an image built on `host`: its layers are only what the build changed
+    on this machine's /usr and /etc, and would make a broken image anywhere else."""
+    labels = (config.get("config") or {}).get("Labels") or {}
+    if isinstance(labels, dict) and labels.get(BASE_LABEL) == "host":
+        raise ImageError(
+            f"cannot {action} {name}: it is built on the host image, so its layers hold only changes to this"
+            " machine's system directories; build it FROM a registry image to share it"
+        )
+
 
 @dataclass(frozen=True)
 class ImageConfig:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.images import dockerfile as df
-from runner.images.build import BASE_LABEL, Builder, BuiltImage, Printer, State
+from runner.images.build import Builder, BuiltImage, Printer, State
+from runner.images.config import BASE_LABEL
 from runner.images.errors import ImageError
 from runner.images.reference import is_host
 from runner.images.store import Store

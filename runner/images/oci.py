@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from runner.images.config import ensure_portable
 from runner.images.digest import sha256_bytes
 from runner.images.errors import ImageError
 from runner.images.ingest import BlobOpener, LayerSource, ingest
@@ -209,6 +210,7 @@ def _import_docker(store: Store, archive: _Archive) -> list[tuple[ImageRecord, l
 def export_archive(store: Store, ref: str, out: Path) -> ImageRecord:
     """Write the image `ref` as an OCI image layout tar at `out` (gzip layers), replacing it whole."""
     record = store.resolve(ref)
+    ensure_portable(record.config, ref, "export")
     try:
         name: ImageRef | None = parse_ref(ref)
     except ImageError:

@@ -12,6 +12,7 @@ import functools
 import tempfile
 from pathlib import Path
 
+from runner.images.config import ensure_portable
 from runner.images.errors import ImageError
 from runner.images.ingest import LayerSource, ingest
 from runner.images.manifest import (
@@ -93,6 +94,7 @@ def push(text: str, store: Store, *, source: str | None = None, client: Registry
     if ref.tag is None:
         raise ImageError(f"cannot push to {text}: name a tag to push to, not only a digest")
     record = store.resolve(source or text)
+    ensure_portable(record.config, source or text, "push")
     own = client is None
     client = client or RegistryClient(ref.registry)
     try:

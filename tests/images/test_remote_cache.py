@@ -69,3 +69,18 @@ def test_an_unreachable_cache_registry_does_not_fail_the_build(tmp_path, monkeyp
     assert any(
         "cache registry 127.0.0.1:1/buildcache" in line and "building instead" in line for line in lines
     )
+
+
+def test_images_built_on_host_are_not_exported_or_pushed(tmp_path, monkeypatch):
+    from runner.images.cli_impl import export, push
+
+    monkeypatch.delenv("RUNNER_CACHE_REGISTRY", raising=False)
+    context = _context(tmp_path)
+    paths = Paths(tmp_path / "home")
+    Builder(paths, out=lambda line: None).build_dockerfile(context / "Dockerfile", context, tag="onhost:1")
+    from runner.images.store import Store
+
+    store = Store(paths)
+    assert export(store, "onhost:1", str(tmp_path / "out.tar")) == 1
+    assert not (tmp_path / "out.tar").exists()
+    assert push(store, "127.0.0.1:1/x/onhost:1") == 1  # refused before any connection is tried
