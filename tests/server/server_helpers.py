@@ -55,6 +55,10 @@ def settings_for(
     tmp_path: Path, broker_url: str, database_url: str | None = None, **extra: Any
 ) -> ServerSettings:
     home = tmp_path / "home"
+    postgres = os.environ.get("RUNNER_TEST_POSTGRES_URL")
+    if database_url is None and postgres:  # CI runs these on PostgreSQL too, from an empty database
+        empty_database(postgres)
+        database_url = postgres
     values: dict[str, Any] = {
         "home": home,
         "database_url": database_url or f"sqlite:///{home / 'runner.db'}",
@@ -64,6 +68,20 @@ def settings_for(
     }
     values.update(extra)
     return ServerSettings(**values)
+
+
+def empty_database(url: str) -> None:
+    """Drop every table of the store (and Alembic's version) so that a test starts from nothing."""
+    from sqlalchemy import text
+
+    from runner.server.db import make_engine
+    from runner.server.models import Base
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
 
 
 def github_push(

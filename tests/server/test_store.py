@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from server_helpers import empty_database
 from sqlalchemy import inspect, text
 
 from runner.server.db import make_engine, migrate, session_factory
@@ -36,11 +37,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
-    engine = make_engine(POSTGRES)
-    with engine.begin() as conn:  # a clean database for every test
-        Base.metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
+    empty_database(POSTGRES)
     yield POSTGRES
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 from helpers.redis_server import free_port
-from server_helpers import SECRET, TOKEN, encode, signed
+from server_helpers import SECRET, TOKEN, empty_database, encode, signed
 
 FINISHED = {"passed", "failed", "error", "canceled", "skipped"}
 
@@ -37,6 +37,10 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             **env,
         }
+        postgres = os.environ.get("RUNNER_TEST_POSTGRES_URL")
+        if postgres:  # CI runs the whole stack on PostgreSQL too, from an empty database
+            empty_database(postgres)
+            self.env["RUNNER_DATABASE_URL"] = postgres
         self.server: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self.client = httpx.Client(base_url=self.url, timeout=30)
