@@ -11,35 +11,30 @@ from runner.server.models import Build
 
 log = logging.getLogger("runner.server.status")
 CONTEXT = "runner"
-STATES = {
-    "queued": "pending",
-    "running": "pending",
-    "passed": "success",
-    "failed": "failure",
-    "error": "error",
-    "canceled": "error",
-    "skipped": "success",
-}
+# Build statuses as `runner.forges.status` takes them (it maps them to each forge's own states:
+# GitLab gets `canceled`, GitHub and Gitea `error`); the description says which it was.
 DESCRIPTIONS = {
-    "pending": "the build is running",
-    "success": "the build passed",
-    "failure": "the build failed",
-    "error": "the build errored or was canceled",
+    "queued": "the build is queued",
+    "running": "the build is running",
+    "passed": "the build passed",
+    "failed": "the build failed",
+    "error": "the build errored (the runner's fault or an invalid ci.yml)",
+    "canceled": "the build was canceled",
 }
 
 
 def report_build(build: Build, status: str, public_url: str) -> None:
-    """Send the forge the state matching `status`; never raises."""
+    """Send the forge the state matching the build `status`; never raises."""
     if build.forge not in ("github", "gitlab", "gitea"):
         return
-    state = STATES.get(status, "error")
+    state = status if status in DESCRIPTIONS else "error"
     try:
         from runner.forges.status import reporter_for
 
         reporter = reporter_for(build.forge)
         if reporter is None:
             return
-        description = DESCRIPTIONS[state] if status != "canceled" else "the build was canceled"
-        reporter.report(build.repo, build.sha, state, CONTEXT, description, f"{public_url}/builds/{build.id}")
+        target = f"{public_url}/builds/{build.id}"
+        reporter.report(build.repo, build.sha, state, CONTEXT, DESCRIPTIONS[state], target)
     except Exception as exc:
         log.warning("commit status for build %s not sent: %s", build.id, exc)
