@@ -1,7 +1,7 @@
 """Rendering the local ``report.html`` of a run with Jinja2 (autoescaped, self-contained, no network).
 
 Templates come from the repository's top-level ``templates/`` folder; an installed package without
-that folder falls back to ``runner/reports/templates/``, a symlink to it that wheels turn into a copy.
+that folder falls back to ``runner/templates/``, a symlink to it that wheels turn into a copy.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _environment(folder: Path | None) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = []
     if folder is not None:
         loaders.append(jinja2.FileSystemLoader(folder))
-    loaders.append(jinja2.PackageLoader("runner.reports", "templates"))
+    loaders.append(jinja2.PackageLoader("runner", "templates"))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=True,

@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse
 from runner.server.queries import BuildQueries
 from runner.server.testdiff import build_tests
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "server"
+# runner/templates links to the repository's templates/; a wheel carries a copy
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "server"
 router = APIRouter(include_in_schema=False)
 
 

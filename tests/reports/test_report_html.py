@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import runner
 import runner.reports.render as render
 from runner.reports import TestCase, counts, parse_junit, render_report
 from runner.reports.model import Rerun
@@ -192,7 +193,7 @@ def test_templates_fall_back_to_the_packaged_copy(tmp_path: Path, monkeypatch: p
 
 def test_packaged_template_copy_matches_the_repository_templates() -> None:
     repo = render.repo_templates()
-    packaged = Path(render.__file__).parent / "templates"
+    packaged = Path(runner.__file__).parent / "templates"
     if not repo.is_dir():
         pytest.skip("installed without the repository's templates/ folder")
     names = sorted(p.name for p in repo.glob("*") if p.name.startswith(("report", "_report")))
