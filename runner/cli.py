@@ -103,6 +103,8 @@ def _add_server(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--queues", default=None)
     p.set_defaults(handler=_lazy("runner.commands.server:worker"))
     p = sub.add_parser("up", help="the whole stack on one machine")
+    p.add_argument("--host", default=None, help="address of the web server (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="web server port (default 8000, or a free one)")
     p.set_defaults(handler=_lazy("runner.commands.server:up"))
 
 

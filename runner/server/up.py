@@ -116,17 +116,18 @@ def up_main(args: argparse.Namespace) -> int:
     home = runner_home()
     env = dict(os.environ)
     children: list[subprocess.Popen[bytes]] = []
-    port = PORT if not _listening(PORT) else _free_port()  # 8000 unless something already serves it
+    host = getattr(args, "host", None) or HOST
+    port = getattr(args, "port", None) or (PORT if not _listening(PORT) else _free_port())  # 8000 if free
     try:
         if not env.get("RUNNER_BROKER_URL"):
             redis, env["RUNNER_BROKER_URL"] = _start_redis(home)
             children.append(redis)
         if not env.get("RUNNER_WEBHOOK_SECRET"):
             env["RUNNER_WEBHOOK_SECRET"] = secrets.token_hex(16)
-        url = f"http://{HOST}:{port}"
+        url = f"http://{HOST if host in ('0.0.0.0', '::') else host}:{port}"
         env.setdefault("RUNNER_PUBLIC_URL", url)
         runner = [sys.executable, "-m", "runner.cli"]
-        children.append(subprocess.Popen([*runner, "serve", "--host", HOST, "--port", str(port)], env=env))
+        children.append(subprocess.Popen([*runner, "serve", "--host", host, "--port", str(port)], env=env))
         children.append(subprocess.Popen([*runner, "worker", "--concurrency", "1"], env=env))
         deadline = time.monotonic() + 30
         while not _listening(port):
