@@ -108,9 +108,10 @@ class Container:
             if self._deadline is not None and self._killed_for is None:
                 timeout_ms = max(0, int((self._deadline - time.monotonic()) * 1000) + 1)
             events = poller.poll(timeout_ms)
-            if not events and self._deadline is not None and time.monotonic() >= self._deadline:
-                self.kill("timeout")
-                continue
+            if self._deadline is not None and self._killed_for is None and time.monotonic() >= self._deadline:
+                self.kill(
+                    "timeout"
+                )  # checked on every wake-up: a command that never stops printing times out too
             for fd, _ in events:
                 try:
                     chunk = os.read(fd, 65536)
@@ -578,6 +579,7 @@ class _Child:
             out = err = slave
             os.dup2(out, 0)
         else:
+            os.setsid()  # own session: a terminal's Ctrl-C reaches the runner, which decides what it means
             out, err = self.stdio["stdout"], self.stdio["stderr"]
             os.dup2(null, 0)
         os.dup2(out, 1)

@@ -213,3 +213,16 @@ def test_containers_start_from_many_threads_over_one_rootfs(paths, rootfs, net):
     for t in threads:
         t.join(timeout=60)
     assert sorted(results) == list(range(12))
+
+
+def test_timeout_fires_while_the_command_keeps_printing(sh):
+    start = time.monotonic()
+    ran = sh("while true; do echo spam; done", timeout=1.0)
+    assert ran.result.reason == "timeout"
+    assert time.monotonic() - start < 4
+
+
+def test_containers_have_their_own_session(sh):
+    """So a terminal's Ctrl-C reaches the runner (which cancels cleanly), not the step's processes."""
+    # without setsid the session's leader is outside the pid namespace and ps shows 0
+    assert sh("ps -o sid= -p $$ | tr -d ' '").stdout == "1"
