@@ -91,6 +91,9 @@ class ConsolePrinter:
         )
         self._lock = threading.Lock()
         self._broken = False  # stdout went away (`runner exec | head`): the run goes on, silently
+        self._prefixes: dict[str, str] = {}  # job -> its prefix, rendered once with the console's colours
+        self._stream: IO[str] | None = None
+        self._tty = False
 
     def _print(self, renderable: Any = "") -> None:
         """Print, never raising: a console problem must not fail the job whose event this is."""
@@ -106,6 +109,33 @@ class ConsolePrinter:
         except (OSError, ValueError, UnicodeError):
             self._broken = True
 
+    def _output(self, job: str, text: str, extra: str = "") -> None:
+        """A line of a step's output: one plain write of a pre-rendered prefix, not a rich render per line
+        (rich managed about 3,000 lines a second, and the step waited on its full pipe meanwhile)."""
+        if self._broken or self.console.quiet:
+            return
+        key = job + extra
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            with self.console.capture() as captured:
+                self.console.print(self._prefix(job, extra), end="")
+            prefix = self._prefixes[key] = captured.get()
+        line = f"{prefix} {text}\n"
+        encoding = (self.console.encoding or "utf-8").lower()
+        if not encoding.startswith("utf"):
+            line = line.encode(encoding, "replace").decode(encoding)
+        if self._stream is None:  # rich resolves these per access; a chatty step asks thousands of times
+            self._stream, self._tty = self.console.file, self.console.is_terminal
+        with self._lock:
+            try:
+                self._stream.write(line)
+                if self._tty:
+                    self._stream.flush()
+            except BrokenPipeError:
+                self.console.on_broken_pipe()
+            except (OSError, ValueError, UnicodeError):
+                self._broken = True
+
     def _prefix(self, job: str, extra: str = "") -> Text:
         return Text(f"[{job}{extra}]", style=job_colour(job))
 
@@ -117,11 +147,11 @@ class ConsolePrinter:
     def emit(self, event: Event) -> None:
         if isinstance(event, LogLine):
             if event.stream.startswith("service:"):
-                self._line(event.job, event.text, extra="/" + event.stream.removeprefix("service:"))
+                self._output(event.job, event.text, extra="/" + event.stream.removeprefix("service:"))
             elif event.stream == "runner":
                 self._line(event.job, (event.text, "italic dim"))
             else:
-                self._line(event.job, event.text)
+                self._output(event.job, event.text)
         elif isinstance(event, StepStarted):
             self._line(event.job, ("▶ " + event.step, "bold"))
         elif isinstance(event, StepFinished):

@@ -206,9 +206,16 @@ def required_jobs_passed(summary: Mapping[str, Any]) -> bool:
     )
 
 
+_clock_second: list[tuple[int, str]] = [(-1, "")]  # the last second formatted: logs ask per line
+
+
 def _clock(stamp: float) -> str:
-    local = time.localtime(stamp)
-    return time.strftime("%H:%M:%S", local) + f".{int(stamp % 1 * 1000):03d}"
+    second = int(stamp)
+    cached, text = _clock_second[0]
+    if cached != second:
+        text = time.strftime("%H:%M:%S", time.localtime(second))
+        _clock_second[0] = (second, text)
+    return f"{text}.{int(stamp % 1 * 1000):03d}"
 
 
 def _fmt(seconds: float) -> str:
@@ -224,6 +231,9 @@ class RunDirWriter:
         self._files: dict[str, IO[str]] = {}
         self._lock = threading.Lock()
         self._finished = False  # events arriving after `finish` (an abandoned run) are dropped
+        self._dirty: set[str] = set()  # jobs whose log has lines not yet flushed
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
 
     def _write(self, job: str, stamp: float, text: str) -> None:
         handle = self._files.get(job)
@@ -231,7 +241,20 @@ class RunDirWriter:
             handle = open(self.out_dir / log_filename(job), "w", encoding="utf-8", errors="replace")  # noqa: SIM115
             self._files[job] = handle
         handle.write(f"{_clock(stamp)} {text}\n")
-        handle.flush()
+        self._dirty.add(job)
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, name="log-flusher", daemon=True)
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        """Logs reach the disk within 0.1 s of a line (for `tail -f`), without a flush per line."""
+        while not self._stop.wait(0.1):
+            with self._lock:
+                for job in self._dirty:
+                    handle = self._files.get(job)
+                    if handle is not None:
+                        handle.flush()
+                self._dirty.clear()
 
     def emit(self, event: Event) -> None:
         line = _log_text(event)
@@ -241,6 +264,8 @@ class RunDirWriter:
         with self._lock:
             if not self._finished:
                 self._write(job, event.time, line)
+                if isinstance(event, JobFinished):  # a finished job's log is whole on disk at once
+                    self._files[job].flush()
 
     def finish(self, summary: Mapping[str, Any], cases: list[Any]) -> list[str]:
         """Writes the end-of-run files; returns one-line problems (the run directory is still usable)."""
@@ -253,7 +278,9 @@ class RunDirWriter:
             for handle in self._files.values():
                 handle.close()
             self._files.clear()
+            self._dirty.clear()
             self._finished = True
+        self._stop.set()
         tmp = self.out_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         tmp.replace(self.out_dir / "summary.json")
