@@ -12,7 +12,9 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from runner.config.spec import CacheSpec, JobSpec, StepSpec
 from runner.images.errors import ImageError
@@ -61,6 +63,7 @@ class JobAttempt:
         self.exported: dict[str, str] = {}
         self.scratch: Path | None = None
         self.workspace: Path | None = None
+        self._container_started = False
         self.rootfs: Rootfs | None = None
         self.network: NetworkNamespace | None = None
         self.services: Services | None = None
@@ -192,9 +195,13 @@ class JobAttempt:
     def _execute(self, spec: ContainerSpec, on_output: OutputCallback) -> Result:
         """Run `spec` over the job's filesystem in its network, killable through the job's control."""
         assert self.rootfs is not None and self.network is not None
+        started = time.monotonic()
         container = spawn(
             spec, rootfs=self.rootfs, network=self.network, on_output=on_output, paths=self.paths
         )
+        if not self._container_started:  # how long the job's first container took to start (its mounts too)
+            self._container_started = True
+            self.phase("container_start", started)
         self.control.track(container)
         try:
             return container.wait()
@@ -386,7 +393,22 @@ class JobAttempt:
             )
             for warning in warnings:
                 self.log(f"warning: {warning}")
+            for case in cases:  # test output is output: the report, junit.xml and the server show it
+                _mask_case(case, self.masker.mask)
             self.outcome.cases, self.outcome.tests = cases, counts
             self.sink.emit(TestsCollected(self.job.name, counts, tuple(cases)))
             details.append(f"{counts.get('total', 0)} tests")
         self.phase("upload", started, ", ".join(details))
+
+
+def _mask_case(case: Any, mask: Callable[[str], str]) -> None:
+    """Mask a job's secrets in every text field of a test case and its reruns."""
+    for holder in (case, *getattr(case, "reruns", ())):
+        for name in ("suite", "classname", "name", "message", "trace", "stdout", "stderr"):
+            value = getattr(holder, name, None)
+            if isinstance(value, str) and value:
+                setattr(holder, name, mask(value))
+    properties = getattr(case, "properties", None)
+    if isinstance(properties, dict):
+        for key, value in properties.items():
+            properties[key] = mask(value) if isinstance(value, str) else value

@@ -149,6 +149,13 @@ def test_secrets_are_masked_in_every_output(tmp_path: Path) -> None:
                   echo "raw $TOKEN"
                   printf %s "$TOKEN" | base64
                   echo "len ${#TOKEN}"
+                  mkdir -p reports
+                  {
+                    printf '<testsuite name="s"><testcase classname="c" name="uses %s">' "$TOKEN"
+                    printf '<failure message="token was %s">trace %s</failure>' "$TOKEN" "$TOKEN"
+                    printf '<system-out>out %s</system-out></testcase></testsuite>' "$TOKEN"
+                  } > reports/junit.xml
+            reports: {junit: [reports/junit.xml]}
         """,
     )
     secrets = tmp_path / "secrets.env"
@@ -164,6 +171,7 @@ def test_secrets_are_masked_in_every_output(tmp_path: Path) -> None:
     assert base64.b64encode(token.encode()).decode() not in everything
     assert "raw ***" in read_log(run_dir, "deploy")
     assert "len 16" in read_log(run_dir, "deploy")
+    assert "token was ***" in (run_dir / "junit.xml").read_text()  # test results are output too
 
 
 def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
