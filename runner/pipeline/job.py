@@ -39,6 +39,18 @@ from runner.pipeline.services import ServiceFailed, Services
 from runner.sandbox import ContainerSpec, Limits, Mount, NetworkNamespace, Result, Rootfs, SandboxError, spawn
 from runner.sandbox.types import OutputCallback
 
+# A step's script runs as GitHub Actions and GitLab run it: bash with -e and pipefail where the image has
+# bash, else POSIX sh -e. The script travels as $0 of a tiny sh launcher, so no quoting is involved.
+STEP_LAUNCHER = (
+    'if [ -x /bin/bash ]; then exec /bin/bash --noprofile --norc -e -o pipefail -c "$0"; fi; '
+    'exec /bin/sh -e -c "$0"'
+)
+
+
+def step_argv(script: str) -> list[str]:
+    return ["/bin/sh", "-c", STEP_LAUNCHER, script]
+
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENV_DIR = "/run/runner"  # where the step's $RUNNER_ENV directory is mounted
 ENV_FILE = f"{ENV_DIR}/env"
@@ -305,7 +317,7 @@ class JobAttempt:
         env = {**self.env, **self.exported, **step.env, "RUNNER_ENV": ENV_FILE}
         timeout = self.control.bound(step.timeout)
         spec = self._container(
-            ["/bin/sh", "-e", "-c", step.run],
+            step_argv(step.run),
             env,
             timeout,
             [Mount(self.scratch / "env", ENV_DIR, readonly=False)],
