@@ -139,6 +139,7 @@ def _exec(args: argparse.Namespace) -> int:
     from runner.pipeline.graph import select
     from runner.pipeline.results import PipelineError
     from runner.pipeline.workspace import WorkspaceError, snapshot
+    from runner.sandbox import records
     from runner.settings import Paths
     from runner.sources.gitinfo import git_context
 
@@ -152,6 +153,9 @@ def _exec(args: argparse.Namespace) -> int:
     try:
         paths.tmp.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="exec-", dir=paths.tmp))
+        records.write(
+            paths, scratch.name, tmp_dirs=[str(scratch)]
+        )  # the next runner sweeps it if we are killed
     except OSError as exc:
         _error(f"cannot create a workspace under {paths.tmp}: {exc.strerror or exc} (set RUNNER_HOME)")
         return EXIT_FAILED
@@ -181,6 +185,8 @@ def _exec(args: argparse.Namespace) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
         if scratch.exists():
             _warn(f"could not remove the workspace copy {scratch}")
+        else:
+            records.remove(paths, scratch.name)
 
 
 def _warn_about_secrets(jobs: Sequence[JobSpec], secrets: dict[str, str]) -> None:

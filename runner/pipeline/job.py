@@ -36,7 +36,17 @@ from runner.pipeline.image import ImageUnavailable, describe, resolve_rootfs
 from runner.pipeline.results import Attempt, RunOptions, StepResult
 from runner.pipeline.secrets import Masker
 from runner.pipeline.services import ServiceFailed, Services
-from runner.sandbox import ContainerSpec, Limits, Mount, NetworkNamespace, Result, Rootfs, SandboxError, spawn
+from runner.sandbox import (
+    ContainerSpec,
+    Limits,
+    Mount,
+    NetworkNamespace,
+    Result,
+    Rootfs,
+    SandboxError,
+    records,
+    spawn,
+)
 from runner.sandbox.types import OutputCallback
 
 # A step's script runs as GitHub Actions and GitLab run it: bash with -e and pipefail where the image has
@@ -161,6 +171,7 @@ class JobAttempt:
     def _prepare_dirs(self) -> None:
         self.paths.tmp.mkdir(parents=True, exist_ok=True)
         self.scratch = self.paths.tmp / f"job-{uuid.uuid4().hex[:12]}"
+        records.write(self.paths, self.scratch.name, tmp_dirs=[str(self.scratch)])  # swept if we are killed
         self.scratch.mkdir(mode=0o700)
         (self.scratch / "env").mkdir()
         self.workspace = self.scratch / "ws"
@@ -187,6 +198,7 @@ class JobAttempt:
             self.rootfs.destroy()
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
+            records.remove(self.paths, self.scratch.name)
 
     # -- containers over the job's filesystem ------------------------------------------------------
 

@@ -231,3 +231,28 @@ def test_example_repository(tmp_path: Path) -> None:
     assert summary["tests"] == {"total": 8, "passed": 6, "failed": 0, "error": 0, "skipped": 2, "flaky": 0}
     assert len(list((out / "artifacts" / "package" / "dist").glob("hello-*.zip"))) == 1
     assert not (EXAMPLE / ".runner").exists()
+
+
+def test_a_killed_exec_leaves_nothing_the_next_run_does_not_sweep(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, "jobs:\n  slow: {steps: [{run: 'echo step-is-running; sleep 59.271'}]}\n")
+    home = tmp_path / "home"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", "exec"],
+        cwd=repo,
+        env=runner_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    log = repo / ".runner" / "runs" / "1" / "logs" / "slow.log"
+    deadline = time.monotonic() + 60
+    while not (log.exists() and "step-is-running" in log.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the step never started"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    assert list((home / "tmp").iterdir())  # the snapshot, the job's workspace copy, its upper dirs
+    (repo / "ci.yml").write_text("jobs:\n  quick: {steps: ['echo quick']}\n")  # uncommitted: the next run uses it
+    result = runner_exec(repo, home=home)  # and sweeps what the killed one left
+    assert result.returncode in (0, 1), result.stderr
+    assert not list((home / "tmp").iterdir())
+    assert not list((home / "run").iterdir())
