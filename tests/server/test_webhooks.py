@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from server_helpers import SECRET, adapt, commit, encode, git, github_push, make_repo, settings_for, signed
+from server_helpers import (
+    SECRET,
+    adapt,
+    commit,
+    encode,
+    git,
+    github_push,
+    make_repo,
+    settings_for,
+    shared_fixture,
+    signed,
+)
 from status_recorder import StatusRecorder
 
 from runner.server.app import create_app
@@ -111,9 +122,7 @@ def test_a_body_over_the_limit_is_413_announced_or_streamed(client):
 
 
 def test_a_ping_is_answered_without_a_build(client):
-    body = (
-        Path(__file__).resolve().parents[3] / "shared/fixtures/webhooks/github/ping-default.json"
-    ).read_bytes()
+    body = (shared_fixture("github", "ping-default.json")).read_bytes()
     headers = signed("github", body) | {"X-GitHub-Event": "ping"}
     response = client.post("/hooks/github", content=body, headers=headers)
     assert response.status_code == 200 and response.json() == {"ignored": "ping"}
@@ -190,9 +199,7 @@ def test_an_invalid_ci_yml_makes_an_errored_build_for_the_forge(client, settings
 
 
 def test_other_events_are_ignored_with_their_name(client):
-    body = (
-        Path(__file__).resolve().parents[3] / "shared/fixtures/webhooks/github/pull_request-opened.json"
-    ).read_bytes()
+    body = (shared_fixture("github", "pull_request-opened.json")).read_bytes()
     headers = signed("github", body) | {"X-GitHub-Event": "pull_request"}
     response = client.post("/hooks/github", content=body, headers=headers)
     assert response.status_code == 200 and "pull_request" in response.json()["ignored"]
