@@ -210,7 +210,12 @@ class Resources(_Strict):
 
     memory: Size | None = Field(None, description="Memory limit, e.g. 512M or 1G.")
     cpus: PositiveFloat | None = Field(None, description="CPU quota in CPUs, e.g. 1.5.")
-    pids: Count | None = Field(None, ge=1, description="Maximum number of tasks.")
+    pids: Count | None = Field(
+        None,
+        ge=1,
+        le=4194304,
+        description="Maximum number of tasks (at most 4194304, the kernel's pid_max limit).",
+    )
 
 
 class Cache(_Strict):

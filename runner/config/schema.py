@@ -12,4 +12,19 @@ def generate() -> dict[str, Any]:
     from runner.config.models import Pipeline
 
     schema = Pipeline.model_json_schema(by_alias=True, mode="validation")
-    return {"$schema": SCHEMA_DIALECT, **schema}
+    return {"$schema": SCHEMA_DIALECT, **_json_schema_keywords(schema)}
+
+
+# pydantic leaves field constraints on annotated types under its own names; editors read JSON Schema's
+_KEYWORDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema_keywords(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            _KEYWORDS.get(k, k) if not isinstance(v, (dict, list)) else k: _json_schema_keywords(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_json_schema_keywords(item) for item in node]
+    return node

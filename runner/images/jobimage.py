@@ -58,6 +58,10 @@ def build_image(image: Any, paths: Paths, *, workspace: Path | None, log: Printe
         for what, path in (("context", ctx_dir), ("dockerfile", file)):
             if path != root and root not in path.parents:
                 raise ImageError(f"{what} {path} is outside the workspace")
+        if not file.is_file():
+            raise ImageError(f"dockerfile {image.dockerfile} does not exist in the repository")
+        if not ctx_dir.is_dir():
+            raise ImageError(f"context {image.context} is not a directory of the repository")
         return builder.build_dockerfile(file, ctx_dir)
     if image.build:
         return builder.build_steps(base_ref, instructions_from_spec(image.build), context)

@@ -137,7 +137,9 @@ class JobAttempt:
             **self.options.extra_env,
             **secrets,
         }
+        workspace_started = time.monotonic()
         self._prepare_dirs()
+        self.phase("workspace", workspace_started)  # copying the checkout: large trees take seconds
         started = time.monotonic()
         try:
             self.rootfs = resolve_rootfs(job.image, self.paths, workspace=self.workspace, log=self.log)
