@@ -7,6 +7,10 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runner.sandbox import ContainerSpec
 
 EXIT_RUNNER_ERROR = 125
 
@@ -74,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc))
 
 
-def _run(spec: object, image: str, network_mode: str) -> int:
+def _run(spec: ContainerSpec, image: str, network_mode: str) -> int:
     from runner.sandbox import NetworkNamespace, Rootfs, SandboxError, spawn
     from runner.settings import Paths
 
@@ -100,10 +104,20 @@ def _run(spec: object, image: str, network_mode: str) -> int:
             if network is not None:
                 network.close()
             raise SandboxError(f"image {image}: {exc}") from None
-        env = {**rootfs.env, **spec.env}  # type: ignore[attr-defined]
-        spec.env = env  # type: ignore[attr-defined]
+        from runner.images.jobimage import run_defaults
+
+        try:
+            uid, gid, workdir, entrypoint = run_defaults(rootfs, paths)
+        except ImageError as exc:
+            rootfs.destroy()
+            raise SandboxError(f"image {image}: {exc}") from None
+        spec.env = {**rootfs.env, **spec.env}
+        spec.uid, spec.gid = uid, gid
+        spec.argv = [*entrypoint, *spec.argv]
+        if spec.workspace is None:
+            spec.cwd = workdir
     try:
-        container = spawn(spec, rootfs=rootfs, network=network, on_output=on_output, paths=paths)  # type: ignore[arg-type]
+        container = spawn(spec, rootfs=rootfs, network=network, on_output=on_output, paths=paths)
 
         def forward(signum: int, frame: object) -> None:
             container.kill()

@@ -95,4 +95,17 @@ def rootfs_for(image: Any, paths: Paths, *, workspace: Path | None = None, log: 
         key, _, value = str(entry).partition("=")
         env[key] = value
     rootfs.env = env
+    rootfs.image_config = dict(built.config)  # USER, WORKDIR, ENTRYPOINT: for `docker run`-like callers
     return rootfs
+
+
+def run_defaults(rootfs: Any, paths: Paths) -> tuple[int, int, str, list[str]]:
+    """(uid, gid, working dir, entrypoint) an image asks its commands to run with, as `docker run` does."""
+    from runner.images.imageview import ImageView, user_ids
+
+    config = getattr(rootfs, "image_config", {}) or {}
+    uid = gid = 0
+    if config.get("User"):
+        uid, gid = user_ids(str(config["User"]), ImageView(rootfs.layers, rootfs.base, paths))
+    entrypoint = [str(x) for x in config.get("Entrypoint") or []]
+    return uid, gid, str(config.get("WorkingDir") or "/"), entrypoint

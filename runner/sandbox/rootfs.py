@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runner.sandbox import records
 from runner.sandbox.types import SandboxError
@@ -187,6 +188,7 @@ class Rootfs:
         self.templates: dict[object, int] = {}  # mount namespaces holding this rootfs (see template.py)
         self.lock = threading.Lock()
         self.env: dict[str, str] = {}  # the image's own environment, for callers that run its commands
+        self.image_config: dict[str, Any] = {}  # the rest of the image's config (User, WorkingDir...)
         self.on_destroy: list[Callable[[], None]] = []  # e.g. releasing the image's lease in the store
 
     @classmethod

@@ -124,3 +124,20 @@ def test_image_from_the_store(tmp_path):
     assert (proc.returncode, proc.stdout) == (0, "built\nyes\n"), proc.stderr
     proc = sandbox(tmp_path, "--image", "Not A Ref", "--", "true")
     assert proc.returncode == 125 and "invalid image reference" in proc.stderr
+
+
+@pytest.mark.kernel
+def test_image_user_workdir_and_entrypoint_apply_as_in_docker_run(tmp_path):
+    from runner.images.build import Builder
+    from runner.settings import Paths
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        'FROM host\nRUN mkdir -p /srv/app\nWORKDIR /srv/app\nUSER nobody\nENTRYPOINT ["/bin/sh", "-c"]\n'
+    )
+    Builder(Paths(tmp_path / "home"), out=lambda line: None).build_dockerfile(
+        context / "Dockerfile", context, tag="defaults:1"
+    )
+    proc = sandbox(tmp_path, "--image", "defaults:1", "--", "id -un; pwd")
+    assert (proc.returncode, proc.stdout) == (0, "nobody\n/srv/app\n"), proc.stderr
