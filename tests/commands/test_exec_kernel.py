@@ -251,7 +251,7 @@ def test_a_killed_exec_leaves_nothing_the_next_run_does_not_sweep(tmp_path: Path
     proc.kill()
     proc.wait()
     assert list((home / "tmp").iterdir())  # the snapshot, the job's workspace copy, its upper dirs
-    (repo / "ci.yml").write_text("jobs:\n  quick: {steps: ['echo quick']}\n")  # uncommitted: the next run uses it
+    (repo / "ci.yml").write_text("jobs:\n  quick: {steps: ['echo quick']}\n")  # uncommitted, and used
     result = runner_exec(repo, home=home)  # and sweeps what the killed one left
     assert result.returncode in (0, 1), result.stderr
     assert not list((home / "tmp").iterdir())
