@@ -80,6 +80,8 @@ def worker(args: argparse.Namespace) -> int:
         return _error(str(exc))
     from workers.app import app
 
+    # Celery's pool processes are big: each forks its containers through a small zygote (sandbox/zygote.py)
+    os.environ.setdefault("RUNNER_ZYGOTE", "1")
     queues = args.queues or DEFAULT_QUEUE
     argv = [
         "worker",

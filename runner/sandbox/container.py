@@ -203,18 +203,31 @@ def _read_exact(fd: int, n: int) -> bytes:
 
 
 _zygote: Any = None
+_zygote_pid = 0  # the process that started it: a forked child (a Celery pool process) needs its own
+_zygote_env_checked = 0
 
 
 def use_zygote(enabled: bool = True) -> None:
     """Fork containers from a small helper process from now on (see zygote.py): for big callers."""
-    global _zygote
-    if enabled and (_zygote is None or _zygote.process.poll() is not None):
+    global _zygote, _zygote_pid
+    if enabled and (_zygote is None or _zygote_pid != os.getpid() or _zygote.process.poll() is not None):
         from runner.sandbox.zygote import ZygoteClient
 
-        _zygote = ZygoteClient()
+        _zygote, _zygote_pid = ZygoteClient(), os.getpid()
     elif not enabled and _zygote is not None:
-        _zygote.close()
+        if _zygote_pid == os.getpid():
+            _zygote.close()
         _zygote = None
+
+
+def _current_zygote() -> Any:
+    """The zygote to use: RUNNER_ZYGOTE=1 (set by `runner worker`) starts one per process, lazily."""
+    global _zygote_env_checked
+    if _zygote_env_checked != os.getpid():
+        _zygote_env_checked = os.getpid()
+        if os.environ.get("RUNNER_ZYGOTE") == "1" or (_zygote is not None and _zygote_pid != os.getpid()):
+            use_zygote(os.environ.get("RUNNER_ZYGOTE") == "1")
+    return _zygote
 
 
 def spawn(
@@ -331,7 +344,7 @@ def _start(
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("HOSTNAME", spec.hostname)
     env.setdefault("HOME", "/root" if spec.uid == 0 else "/")
-    zygote = _zygote
+    zygote = _current_zygote()
     needs_status = spec.userns is not None or zygote is not None
     status_r, status_w = os.pipe2(os.O_CLOEXEC) if needs_status else (None, None)
     child = _Child(

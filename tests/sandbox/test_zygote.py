@@ -114,3 +114,35 @@ def test_the_zygote_and_its_containers_die_with_the_caller(paths):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid1}")
     assert not os.path.exists(f"/proc/{zygote_pid}")
+
+
+ENV_SWITCHED = textwrap.dedent(
+    """
+    import os, sys
+    from runner.sandbox import ContainerSpec, Rootfs, container, run
+    from runner.settings import Paths
+    paths = Paths(sys.argv[1])
+    with Rootfs.create(paths) as rootfs:
+        assert run(ContainerSpec(["true"], cwd="/"), rootfs=rootfs, paths=paths).ok
+        parent_zygote = container._zygote.process.pid
+        pid = os.fork()
+        if pid == 0:  # a forked child (a Celery pool process) gets a zygote of its own
+            ok = run(ContainerSpec(["true"], cwd="/"), rootfs=rootfs, paths=paths).ok
+            os._exit(0 if ok and container._zygote.process.pid != parent_zygote else 1)
+        _, status = os.waitpid(pid, 0)
+        print("child ok" if status == 0 else "child failed", flush=True)
+    """
+)
+
+
+def test_runner_zygote_env_starts_one_per_process(paths):
+    container.use_zygote(False)
+    env = dict(os.environ, RUNNER_ZYGOTE="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", ENV_SWITCHED, str(paths.home)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.strip() == "child ok", proc.stderr
