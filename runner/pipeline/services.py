@@ -144,6 +144,11 @@ class Services:
             if left <= 0:
                 break
             if self._probe(service, min(PROBE_TIMEOUT, left)):
+                if service.exited():  # a probe can pass while the service is already gone
+                    raise ServiceFailed(
+                        f"service {spec.name!r} {self._ending(service)} before it was ready; "
+                        f"last output: {service.tail_text()}"
+                    )
                 self.sink.emit(
                     LogLine(
                         self.job,

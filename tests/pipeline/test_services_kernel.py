@@ -96,6 +96,19 @@ def test_service_that_exits_fails_fast(tmp_path: Path) -> None:
     )
 
 
+def test_service_that_dies_while_its_probe_passes_fails_the_job(tmp_path: Path) -> None:
+    service = ServiceSpec(
+        "dying",
+        image=job("x").image,
+        command=("sh", "-c", "echo dying; exit 3"),
+        ready="sleep 1; true",  # passes, but only after the service is gone
+        ready_timeout=30,
+    )
+    result, _ = run(tmp_path, job("j", "true", services=(service,)))
+    assert result.jobs["j"].status == "failed"
+    assert "service 'dying' exited with code 3 before it was ready" in result.jobs["j"].reason
+
+
 def test_job_timeout_bounds_waiting_for_a_service(tmp_path: Path) -> None:
     service = ServiceSpec(
         "slow", image=job("x").image, command=("sleep", "120"), ready="false", ready_timeout=120
