@@ -174,6 +174,7 @@ def _exec(args: argparse.Namespace) -> int:
         try:
             out_dir = Path(args.out) if args.out else next_run_dir(repo_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
+            _clear_previous_results(out_dir)
         except OSError as exc:
             _error(f"cannot create the results directory {exc.filename}: {exc.strerror or exc}")
             return EXIT_FAILED
@@ -229,6 +230,23 @@ class _Interrupts:
             )
         else:
             self.abandon.set()
+
+
+RESULT_FILES = ("summary.json", "junit.xml", "report.html")
+RESULT_DIRS = ("logs", "artifacts")
+
+
+def _clear_previous_results(out_dir: Path) -> None:
+    """An --out directory reused from an earlier run: its results go, so none pass for this run's.
+
+    Only what a run writes is removed, and only where an earlier run's summary.json says it was one.
+    """
+    if not (out_dir / "summary.json").is_file():
+        return
+    for name in RESULT_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    for name in RESULT_DIRS:
+        shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
 def _run(

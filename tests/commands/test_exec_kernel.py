@@ -256,3 +256,14 @@ def test_a_killed_exec_leaves_nothing_the_next_run_does_not_sweep(tmp_path: Path
     assert result.returncode in (0, 1), result.stderr
     assert not list((home / "tmp").iterdir())
     assert not list((home / "run").iterdir())
+
+
+def test_a_reused_out_directory_holds_only_the_new_run(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, "jobs:\n  a: {steps: [echo a]}\n  b: {steps: [echo b]}\n")
+    out = tmp_path / "out"
+    assert runner_exec(repo, "--out", str(out), home=tmp_path / "home").returncode == 0
+    assert (out / "logs" / "b.log").exists()
+    (out / "notes.txt").write_text("mine")  # not the runner's: left alone
+    assert runner_exec(repo, "--job", "a", "--out", str(out), home=tmp_path / "home").returncode == 0
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["a.log"]
+    assert (out / "notes.txt").read_text() == "mine"
