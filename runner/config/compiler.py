@@ -54,7 +54,11 @@ class _JobScope:
 
     def variables(self, env: dict[str, str]) -> dict[str, Any]:
         return {
-            "matrix": ex.Namespace("matrix", self.combo),
+            # a key that `include` gives only some combinations is '' in the others, as on GitHub;
+            # a key no combination has stays an error (a typo)
+            "matrix": ex.Namespace(
+                "matrix", {**dict.fromkeys(self.compiler.matrix_keys.get(self.base, ()), ""), **self.combo}
+            ),
             "env": ex.Namespace("env", env),
             "git": self.compiler.git,
             "job": ex.Namespace("job", {"name": self.name, "base_name": self.base}),
@@ -117,6 +121,7 @@ class Compiler:
         self.errors: list[Diagnostic] = []
         self.git = ex.Namespace("git", {**dict.fromkeys(GIT_KEYS, ""), **context.git})
         self.expansions: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        self.matrix_keys: dict[str, list[str]] = {}  # every key any combination of a job has
 
     def hash_files(self, *patterns: Any) -> str:
         return hash_files(self.context.workspace, tuple(str(p) for p in patterns))
@@ -132,6 +137,7 @@ class Compiler:
                     self.errors.append(self._diag(("jobs", base, "matrix"), str(exc)))
                     combos = []
             self.expansions[base] = [(matrix.job_name(base, c), c) for c in combos]
+            self.matrix_keys[base] = sorted({key for combo in combos for key in combo})
         jobs: dict[str, spec.JobSpec] = {}
         for base, job in pipeline.jobs.items():
             for name, combo in self.expansions[base]:

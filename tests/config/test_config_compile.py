@@ -313,3 +313,15 @@ def test_copy_source_evaluated_outside_the_context() -> None:
     assert compile_error(text, EvalContext(git={"repo": ".."})) == [
         "ci.yml:3:28: '../x' must be relative to the build context and stay inside it"
     ]
+
+
+def test_a_key_only_include_adds_is_empty_in_the_other_combinations() -> None:
+    text = (
+        "jobs:\n  t:\n    matrix:\n      py: ['3.11', '3.12']\n"
+        "      include: [{py: '3.12', extra: '-X dev'}]\n"
+        "    steps: ['run ${{ matrix.py }} [${{ matrix.extra }}]']\n"
+    )
+    runs = [job.steps[0].run for job in compile_text(text).jobs]
+    assert runs == ["run 3.11 []", "run 3.12 [-X dev]"]
+    with pytest.raises(ConfigError, match="'matrix' has no 'typo'"):
+        compile_text(text.replace("matrix.extra", "matrix.typo"))
