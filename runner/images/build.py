@@ -576,6 +576,35 @@ def _extract(archive: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(dest, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, filter="data")
+            else:  # Python before 3.11.4 (Debian 12's 3.11.2): the same refusals, by hand
+                tar.extractall(dest, members=_safe_members(tar, dest, archive.name))
     except (tarfile.TarError, OSError) as exc:
         raise ImageError(f"ADD {archive.name}: cannot extract: {exc}") from None
+
+
+def _safe_members(tar: Any, dest: Path, name: str) -> list[Any]:
+    """What tarfile's `data` filter allows: regular files, dirs and links that stay inside `dest`."""
+    root = dest.resolve()
+    members = []
+    for member in tar.getmembers():
+        target = (root / member.name.lstrip("/")).resolve()
+        if target != root and root not in target.parents:
+            raise ImageError(f"ADD {name}: cannot extract: {member.name} would land outside the destination")
+        if member.issym() or member.islnk():
+            link = (
+                (target.parent / member.linkname).resolve()
+                if member.issym()
+                else (root / member.linkname).resolve()
+            )
+            if member.linkname.startswith("/") or (link != root and root not in link.parents):
+                raise ImageError(
+                    f"ADD {name}: cannot extract: link {member.name} points outside the destination"
+                )
+        elif not (member.isfile() or member.isdir()):
+            continue  # devices and fifos are not extracted
+        member.name = member.name.lstrip("/")
+        member.mode &= 0o755 if member.isdir() else 0o644 | (member.mode & 0o111)
+        members.append(member)
+    return members

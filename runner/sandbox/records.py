@@ -61,7 +61,12 @@ def _alive(pid: int, start: str) -> bool:
 def sweep(paths: Paths) -> list[str]:
     """Remove what dead runner processes left: cgroups (killing their processes) and temp dirs."""
     from runner.sandbox.cgroups import driver
+    from runner.sandbox.types import SandboxError
 
+    try:
+        drv = driver()
+    except SandboxError:  # no cgroup hierarchy here (inside a container): sweep the rest
+        drv = None
     swept: list[str] = []
     if not paths.run.is_dir():
         return swept
@@ -75,14 +80,15 @@ def sweep(paths: Paths) -> list[str]:
             if data.get("cgroup"):
                 live_cgroups.add(data["cgroup"])
             continue
-        if data.get("cgroup"):
-            driver().existing(data["cgroup"]).remove()
+        if data.get("cgroup") and drv is not None:
+            drv.existing(data["cgroup"]).remove()
         for tmp in data.get("tmp_dirs", []):
             shutil.rmtree(tmp, ignore_errors=True)
         record.unlink(missing_ok=True)
         swept.append(record.name)
     # Containers' cgroups carry no record: their name says whose they are (see `cgroup_name`).
-    drv = driver()
+    if drv is None:
+        return swept
     for name in drv.list_names():
         owner_pid, _, rest = name[1:].partition(".")
         owner_start = rest.partition("-")[0]

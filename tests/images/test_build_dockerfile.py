@@ -511,6 +511,7 @@ def _tar(path: Path, members: dict[str, bytes], mode: str = "w:gz") -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
+@pytest.mark.usefixtures("tar_extraction")
 def test_add_extracts_local_archives_and_copies_other_files(tmp_path: Path) -> None:
     context = tmp_path / "ctx"
     context.mkdir()
@@ -522,6 +523,16 @@ def test_add_extracts_local_archives_and_copies_other_files(tmp_path: Path) -> N
     assert _files(copied) == {"opt/bundle.tar.gz"}  # COPY never extracts
 
 
+@pytest.fixture(params=["data filter", "before 3.11.4"])
+def tar_extraction(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways ADD extracts: tarfile's data filter, and the checks for Pythons without it (Debian 12)."""
+    import tarfile
+
+    if request.param == "before 3.11.4":
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+
+@pytest.mark.usefixtures("tar_extraction")
 def test_add_refuses_archives_that_climb_out_of_the_destination(tmp_path: Path) -> None:
     context = tmp_path / "ctx"
     context.mkdir()
@@ -534,6 +545,7 @@ def test_add_refuses_archives_that_climb_out_of_the_destination(tmp_path: Path) 
     assert not list((tmp_path / "home" / "tmp").iterdir())  # no half-made layer left
 
 
+@pytest.mark.usefixtures("tar_extraction")
 def test_add_puts_absolute_archive_members_under_the_destination(tmp_path: Path) -> None:
     context = tmp_path / "ctx"
     context.mkdir()

@@ -226,3 +226,23 @@ def test_containers_have_their_own_session(sh):
     """So a terminal's Ctrl-C reaches the runner (which cancels cleanly), not the step's processes."""
     # without setsid the session's leader is outside the pid namespace and ps shows 0
     assert sh("ps -o sid= -p $$ | tr -d ' '").stdout == "1"
+
+
+def test_the_sweep_works_without_a_cgroup_hierarchy(paths, monkeypatch):
+    """Inside a container (the project's own pipeline) there are no cgroups: temp dirs are still swept."""
+    import json
+
+    from runner.sandbox import cgroups, records
+    from runner.sandbox.types import SandboxError
+
+    leftover = paths.tmp / "upper-of-a-dead-job"
+    leftover.mkdir(parents=True)
+    paths.run.mkdir(parents=True, exist_ok=True)
+    (paths.run / "dead").write_text(json.dumps({"pid": 1, "start": "x", "tmp_dirs": [str(leftover)]}))
+
+    def no_cgroups() -> cgroups.Driver:
+        raise SandboxError("cgroup v1: controllers memory are not mounted under /sys/fs/cgroup")
+
+    monkeypatch.setattr(cgroups, "driver", no_cgroups)
+    assert records.sweep(paths) == ["dead"]
+    assert not leftover.exists()
