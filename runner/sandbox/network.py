@@ -18,7 +18,10 @@ from __future__ import annotations
 import os
 import select
 import shutil
-import subprocess
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
 
 from runner.sandbox import syscalls
 from runner.sandbox.nsholder import namespace_fd
@@ -57,6 +60,8 @@ class NetworkNamespace:
         return f"nameserver {BRIDGE_DNS}\noptions ndots:0\n" if self.mode == "bridge" else None
 
     def _start_slirp(self) -> None:
+        import subprocess  # only bridge networks need it: `runner sandbox` starts faster without
+
         binary = shutil.which("slirp4netns")
         if binary is None:
             raise SandboxError("network 'bridge' needs slirp4netns: apt-get install slirp4netns")
@@ -104,6 +109,8 @@ class NetworkNamespace:
             os.close(self._slirp_exit)
             self._slirp_exit = None
         if self._slirp is not None:
+            import subprocess
+
             try:
                 self._slirp.wait(timeout=5)
             except subprocess.TimeoutExpired:
