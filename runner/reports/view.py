@@ -120,7 +120,7 @@ def build_view(summary: Mapping[str, Any], cases: Sequence[TestCase]) -> ReportV
         duration=format_duration(_number(summary.get("duration"))),
         totals=totals,
         jobs=jobs,
-        failed_jobs=[job for job in jobs if job.status in ("failed", "error", "canceled")],
+        failed_jobs=[job for job in jobs if job.status in ("failed", "error")],  # a cancel is no failure
         failures=failures[:MAX_DETAILED],
         hidden_failures=max(0, len(failures) - MAX_DETAILED),
         flaky=flaky[:MAX_DETAILED],
