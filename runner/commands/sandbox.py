@@ -32,6 +32,7 @@ def _parse_env(items: list[str]) -> dict[str, str]:
 
 def main(args: argparse.Namespace) -> int:
     from runner import units
+    from runner.config.units import parse_duration, parse_size
     from runner.sandbox import ContainerSpec, Limits, SandboxError
 
     command = list(args.command)
@@ -41,13 +42,13 @@ def main(args: argparse.Namespace) -> int:
         return _fail("no command given: runner sandbox [options] -- CMD [ARG]...")
     try:
         limits = Limits(
-            memory=units.parse_size(args.memory) if args.memory else None,
+            memory=parse_size(args.memory) if args.memory else None,
             cpus=units.parse_cpus(args.cpus) if args.cpus else None,
             pids=int(args.pids) if args.pids else None,
         )
         if limits.pids is not None and limits.pids < 1:
             raise ValueError(f"invalid --pids {args.pids}: must be at least 1")
-        timeout = units.parse_duration(args.timeout) if args.timeout else None
+        timeout = parse_duration(args.timeout) if args.timeout else None
         env = {"TERM": os.environ.get("TERM", "xterm")} if args.tty else {}
         env.update(_parse_env(args.env))
     except ValueError as exc:

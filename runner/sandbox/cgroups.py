@@ -15,7 +15,7 @@ import errno
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from runner.sandbox.types import Limits, SandboxError
@@ -115,7 +115,6 @@ class Cgroup:
     main: Path  # where procs are listed (freezer for v1, the dir for v2)
     memory: Path | None = None
     cpuacct: Path | None = None
-    _oom_base: int = field(default=0)
 
     @property
     def procs_files(self) -> list[str]:
