@@ -1,10 +1,10 @@
-"""Records of live containers and root filesystems under RUNNER_HOME/run, and the sweep that uses them.
+"""Records of throwaway directories under RUNNER_HOME/run, and the sweep that uses them and cgroup names.
 
-Every cgroup and throwaway directory the sandbox creates is first recorded with its owner's pid and
-start time. Mounts need no record: they exist only inside containers' mount namespaces and vanish
-with them. When a runner process is SIGKILLed, its containers die with it (parent-death signals), but
-cgroup directories and upper dirs stay; the next runner process to start a container sweeps every
-record whose owner is gone.
+Every throwaway directory (a rootfs's upper dirs, a job's workspace copy) is first recorded with its
+owner's pid and start time; a container's cgroup needs no record, as its name carries the same. Mounts
+need none either: they exist only inside containers' mount namespaces and vanish with them. When a
+runner process is SIGKILLed, its containers die with it (parent-death signals), but cgroup directories
+and temp dirs stay; the next runner process to start a container sweeps those whose owner is gone.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ def _owner() -> tuple[int, str]:
     return _OWNER
 
 
-def write(paths: Paths, name: str, *, cgroup: str | None = None, tmp_dirs: list[str] | None = None) -> None:
+def write(paths: Paths, name: str, *, tmp_dirs: list[str]) -> None:
+    """Record temp dirs owned by this process; `remove` the record once they are gone."""
     pid, start = _owner()
-    data = {"pid": pid, "start": start, "cgroup": cgroup, "tmp_dirs": tmp_dirs or []}
+    data = {"pid": pid, "start": start, "tmp_dirs": tmp_dirs}
     try:
         fd = os.open(paths.run / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     except FileNotFoundError:
@@ -59,7 +60,8 @@ def _alive(pid: int, start: str) -> bool:
 
 
 def sweep(paths: Paths) -> list[str]:
-    """Remove what dead runner processes left: cgroups (killing their processes) and temp dirs."""
+    """Remove what dead runner processes left: their recorded temp dirs, and their cgroups (found by
+    name, see `cgroup_name`), killing any process still in them."""
     from runner.sandbox.cgroups import driver
     from runner.sandbox.types import SandboxError
 
@@ -68,20 +70,13 @@ def sweep(paths: Paths) -> list[str]:
     except SandboxError:  # no cgroup hierarchy here (inside a container): sweep the rest
         drv = None
     swept: list[str] = []
-    if not paths.run.is_dir():
-        return swept
-    live_cgroups: set[str] = set()
-    for record in sorted(paths.run.iterdir()):
+    for record in sorted(paths.run.iterdir()) if paths.run.is_dir() else []:
         try:
             data = json.loads(record.read_text())
         except (OSError, ValueError):
             continue
         if _alive(int(data.get("pid", 0)), str(data.get("start", ""))):
-            if data.get("cgroup"):
-                live_cgroups.add(data["cgroup"])
             continue
-        if data.get("cgroup") and drv is not None:
-            drv.existing(data["cgroup"]).remove()
         for tmp in data.get("tmp_dirs", []):
             shutil.rmtree(tmp, ignore_errors=True)
         record.unlink(missing_ok=True)
@@ -92,7 +87,7 @@ def sweep(paths: Paths) -> list[str]:
     for name in drv.list_names():
         owner_pid, _, rest = name[1:].partition(".")
         owner_start = rest.partition("-")[0]
-        if name in live_cgroups or not owner_pid.isdigit() or _alive(int(owner_pid), owner_start):
+        if not owner_pid.isdigit() or _alive(int(owner_pid), owner_start):
             continue
         try:
             drv.existing(name).remove()
