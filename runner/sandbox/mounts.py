@@ -36,15 +36,15 @@ class MountPlan:
     resolv_file: str | None = None
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    try:
-        if path.read_text() == text:
-            return
-    except OSError:
-        pass
+def _write_if_changed(rootfs: Rootfs, path: Path, text: str) -> None:
+    """Write a file of the rootfs unless it already says `text` (what it says is kept in memory:
+    this runs for every container, and steps nearly always need the same hosts file)."""
+    if rootfs.written.get(path) == text:
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")  # concurrent steps
     tmp.write_text(text)
     os.rename(tmp, path)
+    rootfs.written[path] = text
 
 
 def plan_for(rootfs: Rootfs, spec: ContainerSpec, resolv_conf: str | None = None) -> MountPlan:
@@ -58,11 +58,11 @@ def plan_for(rootfs: Rootfs, spec: ContainerSpec, resolv_conf: str | None = None
     for name, address in sorted(spec.hosts.items()):
         hosts += f"{address}\t{name}\n"
     hosts_path = rootfs.dir / "hosts"
-    _write_if_changed(hosts_path, hosts)
+    _write_if_changed(rootfs, hosts_path, hosts)
     plan.hosts_file = str(hosts_path)
     if resolv_conf is not None:
         resolv_path = rootfs.dir / "resolv.conf"
-        _write_if_changed(resolv_path, resolv_conf)
+        _write_if_changed(rootfs, resolv_path, resolv_conf)
         plan.resolv_file = str(resolv_path)
     return plan
 

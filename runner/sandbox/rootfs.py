@@ -187,6 +187,7 @@ class Rootfs:
         self.overlays = self._plan()
         self.templates: dict[object, int] = {}  # mount namespaces holding this rootfs (see template.py)
         self.lock = threading.Lock()
+        self.written: dict[Path, str] = {}  # files of ours in `dir` (hosts, resolv.conf): what they say
         self.env: dict[str, str] = {}  # the image's own environment, for callers that run its commands
         self.image_config: dict[str, Any] = {}  # the rest of the image's config (User, WorkingDir...)
         self.on_destroy: list[Callable[[], None]] = []  # e.g. releasing the image's lease in the store
