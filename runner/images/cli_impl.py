@@ -5,7 +5,6 @@ Each function returns the exit code (0 done, 1 failed) and reports a failure as 
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -16,15 +15,17 @@ from runner.images.reference import DOCKER_HUB, parse_ref
 from runner.images.store import Store
 from runner.units import format_bytes
 
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
 
 def parse_size(text: str) -> int:
-    """`500M`, `1.5G`, `2048` or `10KiB` -> bytes (binary units, as memory limits use)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
-    if not match:
-        raise ImageError(f"invalid size {text!r}: use bytes or a number with K, M, G or T (like 500M)")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+    """`500M`, `1.5G`, `2048` or `10KiB` -> bytes, as ci.yml reads sizes; `0` too (prune everything)."""
+    from runner.config.units import parse_size as parse_positive_size
+
+    if text.strip() == "0":
+        return 0
+    try:
+        return parse_positive_size(text)
+    except ValueError as exc:
+        raise ImageError(str(exc)) from None
 
 
 def _ago(then: float) -> str:
