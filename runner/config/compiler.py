@@ -187,6 +187,7 @@ class Compiler:
                 cpus=job.resources.cpus,
                 pids=job.resources.pids,
             ),
+            security=spec.Security(seccomp=job.security.seccomp, userns=job.security.userns),
             network=job.network or "bridge",  # contract: outbound only, never the host loopback
             timeout=scope.unit((*path, "timeout"), job.timeout, parse_duration),
             retry=job.retry,

@@ -218,6 +218,19 @@ class Resources(_Strict):
     )
 
 
+class Security(_Strict):
+    """The job's confinement; every relaxation is explicit and noted in the job's log."""
+
+    seccomp: Literal["default", "unconfined"] = Field(
+        "default",
+        description="default: a syscall allow-list modelled on Docker's; unconfined: no syscall filter.",
+    )
+    userns: bool = Field(
+        True,
+        description="Run the job in a user namespace; false only for jobs that need the host's uids.",
+    )
+
+
 class Cache(_Strict):
     """Directories saved after the job and restored before it, under a key."""
 
@@ -275,6 +288,7 @@ class Job(_Strict):
     env: EnvMap = Field(default_factory=dict, description="Environment of every step (over the pipeline's).")
     services: dict[JobName, Service] = Field(default_factory=dict, description="Sidecars, by name.")
     resources: Resources = Field(default_factory=lambda: Resources.model_validate({}))
+    security: Security = Field(default_factory=lambda: Security.model_validate({}))
     network: Literal["none", "bridge", "host"] | None = Field(
         None, description="bridge (default: outbound only, never the host's loopback), none or host."
     )

@@ -13,6 +13,7 @@ from typing import Literal
 
 When = Literal["on_success", "on_failure", "always"]
 NetworkMode = Literal["none", "bridge", "host"]
+SeccompMode = Literal["default", "unconfined"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,14 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Security:
+    """`security:` of a job: the seccomp policy and whether the job runs in a user namespace."""
+
+    seccomp: SeccompMode = "default"
+    userns: bool = True
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     image: ImageSpec
@@ -102,6 +111,7 @@ class JobSpec:
     needs: tuple[str, ...] = ()  # expanded job names
     services: tuple[ServiceSpec, ...] = ()
     resources: Resources = field(default_factory=Resources)
+    security: Security = field(default_factory=Security)
     network: NetworkMode = "bridge"
     timeout: float | None = None  # seconds, for the whole job
     retry: int = 0
