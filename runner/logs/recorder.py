@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from runner.logs.lines import load_index
 from runner.logs.storage import Storage
 from runner.logs.stream import LogStream
-
-_CHUNK = 1 << 20
 
 
 class LogRecorder:
@@ -37,11 +36,7 @@ class LogRecorder:
             return self._locks.setdefault(key, threading.Lock())
 
     def _stored_count(self, build_id: int, job: str) -> int:
-        count = offset = 0
-        while chunk := self.storage.read_log(build_id, job, offset, _CHUNK):
-            count += chunk.count(b"\n")
-            offset += len(chunk)
-        return count
+        return load_index(self.storage, build_id, job).lines  # only the bytes the index has not seen
 
     def line(self, build_id: int, job: str, line: dict[str, Any]) -> None:
         text = str(line.get("text", ""))
@@ -63,5 +58,6 @@ class LogRecorder:
         with self._lock(key):
             self._counts.pop(key, None)
             self.storage.mark_log_complete(build_id, job)
+            load_index(self.storage, build_id, job)  # the finished log's index, before any page asks
             if self.stream is not None:
                 self.stream.end(build_id, job)

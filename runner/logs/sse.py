@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from runner.logs.lines import line_offset
 from runner.logs.storage import Storage
 from runner.logs.stream import LogStream, line_number
 
@@ -39,8 +40,8 @@ def stored_lines(
 
     Without `complete`, a final line still missing its newline is held back (it is being written).
     """
-    number = 0
-    offset = 0
+    offset, number = line_offset(storage, build_id, job, first)  # seek near `first`, not from the top
+    number -= 1
     pending = b""
     while True:
         chunk = storage.read_log(build_id, job, offset, _CHUNK)
