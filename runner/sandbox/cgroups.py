@@ -5,6 +5,10 @@ a host with v1 controllers mounted (hybrid included) gets the v1 driver. `RUNNER
 forces one. Containers' cgroups live under the caller's own cgroup in a `runner` directory, so a
 runner started inside another container or a systemd slice stays inside its own subtree.
 
+Disk I/O limits go to v1's blkio controller (its directory made only for containers that have
+them) or v2's `io.max`, for the block devices the caller names (see limits.py for which, and for
+what v1 cannot throttle).
+
 The child joins its cgroup itself (it writes 0 to the `cgroup.procs` files the parent opened for it)
 before it runs any user code, so nothing the user runs is ever outside the limits.
 """
@@ -18,11 +22,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.sandbox import limits as io_limits
 from runner.sandbox.types import Limits, SandboxError
 
 CPU_PERIOD_US = 100_000
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer")
-V2_CONTROLLERS = ("memory", "cpu", "pids")
+V2_CONTROLLERS = ("memory", "cpu", "pids", "io")
 
 
 @dataclass
@@ -30,6 +35,7 @@ class Stats:
     cpu_time: float = 0.0  # seconds
     peak_memory: int = 0  # bytes
     oom_kills: int = 0
+    pids_limited: int = 0  # forks refused because pids.max was reached (pids.events "max")
 
 
 def _read(path: Path | str) -> str:
@@ -115,6 +121,7 @@ class Cgroup:
     main: Path  # where procs are listed (freezer for v1, the dir for v2)
     memory: Path | None = None
     cpuacct: Path | None = None
+    pids_dir: Path | None = None  # where pids.events is (v1's pids directory; v2's only directory)
 
     @property
     def procs_files(self) -> list[str]:
@@ -187,6 +194,8 @@ class Cgroup:
                 peak = _read(self.memory / "memory.max_usage_in_bytes").strip()
                 stats.peak_memory = int(peak) if peak.isdigit() else 0
                 stats.oom_kills = _keyed(_read(self.memory / "memory.oom_control")).get("oom_kill", 0)
+        if self.pids_dir is not None:
+            stats.pids_limited = _keyed(_read(self.pids_dir / "pids.events")).get("max", 0)
         return stats
 
     def remove(self) -> None:
@@ -203,7 +212,8 @@ class Driver:
 
     version: int
 
-    def create(self, name: str, limits: Limits) -> Cgroup:
+    def create(self, name: str, limits: Limits, io_devices: list[tuple[int, int]] | None = None) -> Cgroup:
+        """A new cgroup with `limits`; the io limits apply to `io_devices` (whole disks, see limits.py)."""
         raise NotImplementedError
 
     def existing(self, name: str) -> Cgroup:
@@ -220,6 +230,7 @@ class V1Driver(Driver):
     def __init__(self) -> None:
         own = _own_cgroups()
         self.bases: dict[str, Path] = {}
+        self.blkio: Path | None = None  # only containers with io limits get a blkio cgroup
         for mount_point, fstype, options in _mountinfo():
             if fstype != "cgroup":
                 continue
@@ -227,6 +238,8 @@ class V1Driver(Driver):
                 if controller in V1_CONTROLLERS and controller not in self.bases:
                     rel = own.get(controller, "/").lstrip("/")
                     self.bases[controller] = Path(mount_point) / rel / "runner"
+                if controller == "blkio" and self.blkio is None:
+                    self.blkio = Path(mount_point) / own.get("blkio", "/").lstrip("/") / "runner"
         missing = [c for c in ("memory", "pids", "freezer") if c not in self.bases]
         if missing:
             raise SandboxError(
@@ -246,8 +259,16 @@ class V1Driver(Driver):
                 seen.append(d)
         return seen
 
-    def create(self, name: str, limits: Limits) -> Cgroup:
+    def create(self, name: str, limits: Limits, io_devices: list[tuple[int, int]] | None = None) -> Cgroup:
         dirs = self._dirs(name)
+        if limits.io:
+            if self.blkio is None:
+                raise SandboxError(
+                    "io limits need the blkio cgroup controller, which is not mounted under /sys/fs/cgroup"
+                )
+            if not io_devices:
+                raise SandboxError("io limits: no block device to throttle was found")
+            dirs["blkio"] = self.blkio / name
         unique = self._unique(dirs)
         for d in unique:
             try:
@@ -256,7 +277,7 @@ class V1Driver(Driver):
                 pass
             except OSError as exc:
                 raise SandboxError(f"cannot create cgroup {d}: {exc.strerror}") from None
-        cg = Cgroup(name, unique, 1, dirs["freezer"], dirs["memory"], dirs.get("cpuacct"))
+        cg = Cgroup(name, unique, 1, dirs["freezer"], dirs["memory"], dirs.get("cpuacct"), dirs["pids"])
         try:
             if limits.memory is not None:
                 _write(dirs["memory"] / "memory.limit_in_bytes", str(limits.memory))
@@ -271,6 +292,8 @@ class V1Driver(Driver):
                 _write(dirs["cpu"] / "cpu.cfs_quota_us", str(max(1000, int(limits.cpus * CPU_PERIOD_US))))
             if limits.pids is not None:
                 _write(dirs["pids"] / "pids.max", str(limits.pids))
+            for filename, line in io_limits.v1_lines(limits, io_devices or []):
+                _write(dirs["blkio"] / filename, line)
         except SandboxError:
             cg.remove()
             raise
@@ -278,11 +301,13 @@ class V1Driver(Driver):
 
     def existing(self, name: str) -> Cgroup:
         dirs = self._dirs(name)
+        if self.blkio is not None and (self.blkio / name).is_dir():
+            dirs["blkio"] = self.blkio / name
         return Cgroup(name, self._unique(dirs), 1, dirs["freezer"], dirs["memory"], dirs.get("cpuacct"))
 
     def list_names(self) -> list[str]:
         names: set[str] = set()
-        for base in self.bases.values():
+        for base in (*self.bases.values(), *([self.blkio] if self.blkio is not None else [])):
             if base.is_dir():
                 names.update(p.name for p in base.iterdir() if p.is_dir())
         return sorted(names)
@@ -319,12 +344,13 @@ class V2Driver(Driver):
         self.available = set(wanted)
         self._prepared = True
 
-    def create(self, name: str, limits: Limits) -> Cgroup:
+    def create(self, name: str, limits: Limits, io_devices: list[tuple[int, int]] | None = None) -> Cgroup:
         self._prepare()
         needed = {
             "memory": limits.memory is not None,
             "cpu": limits.cpus is not None,
             "pids": limits.pids is not None,
+            "io": limits.io,
         }
         for controller, wanted in needed.items():
             if wanted and controller not in self.available:
@@ -339,7 +365,9 @@ class V2Driver(Driver):
             pass
         except OSError as exc:
             raise SandboxError(f"cannot create cgroup {d}: {exc.strerror}") from None
-        cg = Cgroup(name, [d], 2, d)
+        if limits.io and not io_devices:
+            raise SandboxError("io limits: no block device to throttle was found")
+        cg = Cgroup(name, [d], 2, d, pids_dir=d)
         try:
             if limits.memory is not None:
                 _write(d / "memory.max", str(limits.memory))
@@ -349,6 +377,8 @@ class V2Driver(Driver):
                 _write(d / "cpu.max", f"{max(1000, int(limits.cpus * CPU_PERIOD_US))} {CPU_PERIOD_US}")
             if limits.pids is not None:
                 _write(d / "pids.max", str(limits.pids))
+            for line in io_limits.io_max_lines(limits, io_devices or []):
+                _write(d / "io.max", line)
         except SandboxError:
             cg.remove()
             raise

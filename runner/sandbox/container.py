@@ -177,6 +177,7 @@ class Container:
             wall_time=ended - self._started,
             cpu_time=stats.cpu_time,
             peak_memory=stats.peak_memory,
+            pids_limited=stats.pids_limited > 0,
         )
 
     def _teardown(self) -> None:
@@ -261,7 +262,8 @@ def spawn(
         raise
     name = records.cgroup_name(uuid.uuid4().hex[:10])
     try:
-        cgroup = cgroups.driver().create(name, spec.limits)
+        io_devices = _io_devices(spec, rootfs) if spec.limits.io else None
+        cgroup = cgroups.driver().create(name, spec.limits, io_devices)
     except BaseException:
         for action in cleanup:
             action()
@@ -275,6 +277,19 @@ def spawn(
             for action in cleanup:
                 action()
         raise
+
+
+def _io_devices(spec: ContainerSpec, rootfs: Rootfs) -> list[tuple[int, int]]:
+    """The block devices the container writes to: its writable layer's (the loop device of a `disk`
+    limit) and those of the workspace and writable mounts."""
+    from runner.sandbox.limits import devices_for
+
+    devices = [rootfs.disk.dev] if rootfs.disk is not None else devices_for([rootfs.upper_root])
+    writable = [m.source for m in spec.mounts if not m.readonly]
+    for dev in devices_for([*([spec.workspace] if spec.workspace else []), *writable]):
+        if dev not in devices:
+            devices.append(dev)
+    return devices
 
 
 def run(

@@ -34,6 +34,7 @@ class MountPlan:
     binds: list[tuple[str, str, bool]] = field(default_factory=list)  # (source, target in root, readonly)
     hosts_file: str | None = None
     resolv_file: str | None = None
+    disk: tuple[str, str] | None = None  # (device, mount point) of the upper dirs' own filesystem (disk.py)
 
 
 def _write_if_changed(rootfs: Rootfs, path: Path, text: str) -> None:
@@ -50,6 +51,8 @@ def _write_if_changed(rootfs: Rootfs, path: Path, text: str) -> None:
 def plan_for(rootfs: Rootfs, spec: ContainerSpec, resolv_conf: str | None = None) -> MountPlan:
     root = str(rootfs.merged)
     plan = MountPlan(root=root, overlays=rootfs.overlays)
+    if rootfs.disk is not None:
+        plan.disk = (rootfs.disk.device, str(rootfs.upper_root))
     if spec.workspace is not None:
         plan.binds.append((str(spec.workspace), "workspace", False))
     for m in spec.mounts:
@@ -83,6 +86,14 @@ def prepare_template(plan: MountPlan) -> None:
     """In a fresh mount namespace: the parts every container over this rootfs shares (done once per job)."""
     root = plan.root
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    if plan.disk is not None:  # the job's size-limited filesystem, under its upper and work dirs
+        from runner.sandbox.disk import MOUNT_OPTIONS
+
+        device, mount_point = plan.disk
+        sc.mount(device, mount_point, "ext4", NOSUID_NODEV, MOUNT_OPTIONS)
+        for overlay in plan.overlays:
+            _ensure_dir(overlay.upper)
+            _ensure_dir(overlay.work)
     for overlay in plan.overlays:
         target = os.path.join(root, overlay.target) if overlay.target else root
         options = overlay.options()

@@ -184,6 +184,8 @@ class Rootfs:
         self.layers = layers
         self.base = base
         self.merged = dir / "m"
+        self.disk: Any = None  # a disk.Disk once `limit_disk` put the upper directories on one
+        self.upper_root = dir  # where the upper and work directories are (the disk's mount point, with one)
         self.overlays = self._plan()
         self.templates: dict[object, int] = {}  # mount namespaces holding this rootfs (see template.py)
         self.lock = threading.Lock()
@@ -218,20 +220,33 @@ class Rootfs:
         layers = [str(p) for p in self.layers]
         if self.base == "host":
             host = host_image(self.paths)
-            overlays = [Overlay("", (*layers, str(host.skeleton)), str(self.dir / "u"), str(self.dir / "w"))]
+            up = self.upper_root
+            overlays = [Overlay("", (*layers, str(host.skeleton)), str(up / "u"), str(up / "w"))]
             for name in host.dirs:
                 sub = tuple(f"{layer}/{name}" for layer in layers if os.path.isdir(f"{layer}/{name}"))
                 overlays.append(
                     Overlay(
                         name,
                         (*sub, *host.lowers_for(name)),
-                        str(self.dir / f"u.{name}"),
-                        str(self.dir / f"w.{name}"),
+                        str(up / f"u.{name}"),
+                        str(up / f"w.{name}"),
                     )
                 )
             return overlays
         skeleton = str(host_image(self.paths).skeleton)
-        return [Overlay("", (*layers, skeleton), str(self.dir / "u"), str(self.dir / "w"))]
+        return [Overlay("", (*layers, skeleton), str(self.upper_root / "u"), str(self.upper_root / "w"))]
+
+    def limit_disk(self, size: int) -> None:
+        """Put the upper directories on a filesystem of `size` bytes of their own (see disk.py), so the
+        containers get ENOSPC past it. Before the first container: the uppers must still be empty."""
+        from runner.sandbox.disk import Disk
+
+        if self.templates or self.disk is not None:
+            raise SandboxError("a disk limit must be set before the root filesystem is first used")
+        self.disk = Disk.create(self.dir / "disk.img", size)
+        self.upper_root = self.dir / "d"  # mounted over in the template namespaces only
+        self.upper_root.mkdir(exist_ok=True)
+        self.overlays = self._plan()
 
     def uppers(self) -> dict[str, Path]:
         """Upper directory per mount target: what the containers wrote (a layer, once committed)."""
@@ -244,6 +259,8 @@ class Rootfs:
 
     def destroy(self) -> None:
         self.close_templates()
+        if self.disk is not None:  # after the templates: their mounts were the loop device's last users
+            self.disk.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.record:
             records.remove(self.paths, self.record)

@@ -24,6 +24,18 @@ class Limits:
     memory: int | None = None  # bytes; swap is not allowed beyond it
     cpus: float | None = None  # CPU quota in CPUs, e.g. 1.5
     pids: int | None = None  # tasks in the container, threads included
+    # I/O throttles on the block devices under the container's writable layer and workspace (see limits.py)
+    io_read_bps: int | None = None  # bytes per second
+    io_write_bps: int | None = None
+    io_read_iops: int | None = None  # operations per second
+    io_write_iops: int | None = None
+
+    @property
+    def io(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.io_read_bps, self.io_write_bps, self.io_read_iops, self.io_write_iops)
+        )
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class Result:
     wall_time: float = 0.0  # seconds, from fork to the last process gone
     cpu_time: float = 0.0  # seconds, user+system of the whole cgroup
     peak_memory: int = 0  # bytes, the cgroup's high-water mark (0 where the kernel does not say)
+    pids_limited: bool = False  # a fork or clone failed because the cgroup's pids limit was reached
 
     @property
     def ok(self) -> bool:
