@@ -13,8 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from runner.server import api, pages, webhooks
-from runner.server.badge import render_badge
+from runner.server import api, badge, pages, webhooks
 from runner.server.builds import BuildService
 from runner.server.db import make_engine, migrate, session_factory
 from runner.server.metrics import Metrics
@@ -87,6 +86,7 @@ def create_app(settings: ServerSettings | None = None, dispatcher: Dispatcher | 
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(badge.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:
@@ -101,13 +101,6 @@ def create_app(settings: ServerSettings | None = None, dispatcher: Dispatcher | 
         from prometheus_client import CONTENT_TYPE_LATEST
 
         return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/badge/{repo:path}.svg", tags=["ops"])
-    def badge(repo: str, branch: str | None = None) -> Response:
-        status = queries.latest_status(repo, branch)
-        return Response(
-            render_badge(status), media_type="image/svg+xml", headers={"Cache-Control": "no-cache, max-age=0"}
-        )
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -155,7 +155,7 @@ def test_pages_badge_metrics_health_and_openapi(client):
     assert page.status_code == 200 and "unit" in page.text and "passed" in page.text
     assert client.get("/builds/999").status_code == 404
     badge = client.get("/badge/o/app.svg?branch=main")
-    assert badge.headers["content-type"].startswith("image/svg+xml") and "passed" in badge.text
+    assert badge.headers["content-type"].startswith("image/svg+xml") and "build: passing" in badge.text
     assert "unknown" in client.get("/badge/o/app.svg?branch=nowhere").text
     metrics = client.get("/metrics").text
     assert 'runner_builds{status="passed"} 1.0' in metrics
