@@ -79,8 +79,10 @@ def sse_events(
     """
     sent = _parse_last_id(last_event_id)
     cursor = f"{sent}-0"
+    wait = 0  # the first read does not block: a finished job's log is answered at once
     while True:
-        entries, cursor, ended = stream.read(build_id, job, after=cursor, block_ms=block_ms)
+        entries, cursor, ended = stream.read(build_id, job, after=cursor, block_ms=wait)
+        wait = block_ms
         for entry_id, line in entries:
             number = line_number(entry_id)
             if number <= sent:

@@ -61,6 +61,9 @@ def line_number(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
+_SOCKET_TIMEOUT = 30.0  # seconds; reads block at most half of it
+
+
 class LogStream:
     """The Redis side of job logs. Thread-safe (redis-py pools its connections); Redis errors propagate."""
 
@@ -72,7 +75,8 @@ class LogStream:
         ttl: int = DEFAULT_TTL,
         ended_ttl: int = DEFAULT_ENDED_TTL,
     ) -> None:
-        self.client = redis.Redis.from_url(redis_url)
+        # a blocking XREAD must end before the socket gives up on it (redis-py's default is 5 s)
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=_SOCKET_TIMEOUT)
         self.maxlen = maxlen
         self.ttl = ttl
         self.ended_ttl = ended_ttl
@@ -115,6 +119,7 @@ class LogStream:
         start = after if "-" in after else f"{int(after or 0)}-0"
         reply: Any
         if block_ms > 0:
+            block_ms = min(block_ms, int(_SOCKET_TIMEOUT * 1000) // 2)
             reply = self.client.xread({key: start}, count=count, block=block_ms)
         else:
             reply = self.client.xread({key: start}, count=count)

@@ -4,6 +4,7 @@ endpoints (trigger, cancel, rerun) behind `Authorization: Bearer $RUNNER_API_TOK
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -74,20 +75,92 @@ def get_tests(request: Request, build_id: int) -> dict[str, Any]:
     return build_tests(_queries(request), _build_or_404(request, build_id))
 
 
-@router.get("/builds/{build_id}/jobs/{job}/log", response_class=PlainTextResponse)
-def get_log(request: Request, build_id: int, job: str) -> PlainTextResponse:
+# Job names hold `/`, spaces and matrix suffixes: `{job:path}` takes the percent-decoded name whole.
+LOG_CHUNK = 256 * 1024
+
+
+def log_filename(build_id: int, job: str) -> str:
+    """`build-7-test (py: 3.12).log` as an ASCII `filename` and a UTF-8 `filename*` (RFC 6266)."""
+    from urllib.parse import quote
+
+    name = f"build-{build_id}-{job.replace('/', '_')}.log"
+    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@router.get("/builds/{build_id}/jobs/{job:path}/log", response_class=PlainTextResponse)
+def get_log(request: Request, build_id: int, job: str, download: bool = False) -> StreamingResponse:
+    """The stored log as text, streamed in chunks up to its size when asked (it may still grow).
+
+    `?download=1` answers `Content-Disposition: attachment` (the page's raw download link).
+    """
     _job_or_404(request, build_id, job)
-    data = request.app.state.backends.storage.read_log(build_id, job)
-    return PlainTextResponse(data.decode("utf-8", errors="replace"))
+    storage = request.app.state.backends.storage
+    log_path = getattr(storage, "log_path", None)
+    size: int | None = None
+    if callable(log_path):
+        try:
+            size = log_path(build_id, job).stat().st_size
+        except FileNotFoundError:
+            size = 0
+
+    def chunks() -> Iterator[bytes]:
+        offset = 0
+        while size is None or offset < size:
+            want = LOG_CHUNK if size is None else min(LOG_CHUNK, size - offset)
+            data = storage.read_log(build_id, job, offset, want)
+            if not data:
+                return
+            offset += len(data)
+            yield data
+
+    disposition = ("attachment; " if download else "inline; ") + log_filename(build_id, job)
+    headers = {"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"}
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(chunks(), media_type="text/plain; charset=utf-8", headers=headers)
 
 
-@router.get("/builds/{build_id}/jobs/{job}/log/stream")
-def stream_log(request: Request, build_id: int, job: str) -> StreamingResponse:
-    """Server-Sent Events: the live lines from the stream, then the stored log once the job ended."""
+@router.get("/builds/{build_id}/jobs/{job:path}/log/lines")
+def log_lines(
+    request: Request,
+    build_id: int,
+    job: str,
+    start: int = Query(1, ge=1, description="the first line to return (1-based)"),
+    count: int = Query(1000, ge=0, le=10000, description="how many lines from `start`"),
+    tail: int | None = Query(None, ge=0, le=10000, description="the last `tail` lines instead"),
+) -> dict[str, Any]:
+    """A page of the stored log: `{total, start, lines, complete}`, read through the line index.
+
+    `lines[i]` is line `start + i`; a page beyond the end is empty. The live stream continues from
+    `start + len(lines) - 1` (pass it as `?after=` to `.../log/stream`).
+    """
+    from runner.logs.lines import read_lines, tail_lines
+
+    _job_or_404(request, build_id, job)
+    storage = request.app.state.backends.storage
+    if tail is not None:
+        return tail_lines(storage, build_id, job, tail).as_json()
+    return read_lines(storage, build_id, job, start, count).as_json()
+
+
+@router.get("/builds/{build_id}/jobs/{job:path}/log/stream")
+def stream_log(
+    request: Request,
+    build_id: int,
+    job: str,
+    after: int | None = Query(
+        None, ge=0, description="resume after this line (EventSource cannot send Last-Event-ID at first)"
+    ),
+) -> StreamingResponse:
+    """Server-Sent Events: the live lines from the stream, then the stored log once the job ended.
+
+    A reconnecting client's `Last-Event-ID` header wins over `?after=`.
+    """
     from runner.logs import sse_events
 
     _job_or_404(request, build_id, job)
-    last = request.headers.get("last-event-id")
+    last = request.headers.get("last-event-id") or (None if after is None else str(after))
     backends = request.app.state.backends
     queries = _queries(request)
 
@@ -100,12 +173,18 @@ def stream_log(request: Request, build_id: int, job: str) -> StreamingResponse:
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
-@router.get("/builds/{build_id}/artifacts/{job}/{path:path}")
-def get_artifact(request: Request, build_id: int, job: str, path: str) -> Response:
+@router.get("/builds/{build_id}/artifacts/{job_and_path:path}")
+def get_artifact(request: Request, build_id: int, job_and_path: str) -> Response:
+    """`{job}/{path}`; a job name may hold `/` itself, so each split is tried, the shortest job first."""
     from runner.logs import StorageError
 
-    if _queries(request).artifact(build_id, job, path) is None:
-        raise HTTPException(404, f"build {build_id} job {job!r} has no artifact {path!r}")
+    job, path = job_and_path, ""
+    for i, char in enumerate(job_and_path):
+        if char == "/" and _queries(request).artifact(build_id, job_and_path[:i], job_and_path[i + 1 :]):
+            job, path = job_and_path[:i], job_and_path[i + 1 :]
+            break
+    else:
+        raise HTTPException(404, f"build {build_id} has no artifact {job_and_path!r}")
     try:
         stored = request.app.state.backends.storage.open_artifact(build_id, job, path)
     except StorageError:
