@@ -72,7 +72,22 @@ def get_build(request: Request, build_id: int) -> dict[str, Any]:
 
 @router.get("/builds/{build_id}/tests")
 def get_tests(request: Request, build_id: int) -> dict[str, Any]:
+    """Every case with its change against the previous build; trace and output are per case (below)."""
     return build_tests(_queries(request), _build_or_404(request, build_id))
+
+
+@router.get("/builds/{build_id}/tests/{case_id}")
+def get_test_case(request: Request, build_id: int, case_id: int) -> dict[str, Any]:
+    """One case in full: its message, trace and output as stored."""
+    from runner.server.testqueries import TestQueries
+
+    found = TestQueries(_queries(request).sessions).case(build_id, case_id)
+    if found is None:
+        raise HTTPException(404, f"build {build_id} has no test case {case_id}")
+    job, case = found
+    fields = ("id", "suite", "classname", "name", "status", "flaky", "duration", "file", "line")
+    return {"job": job, **{f: getattr(case, f) for f in fields},
+            "message": case.message, "trace": case.trace, "output": case.output}  # fmt: skip
 
 
 # Job names hold `/`, spaces and matrix suffixes: `{job:path}` takes the percent-decoded name whole.

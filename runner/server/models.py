@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 FINISHED = ("passed", "failed", "skipped", "canceled", "error")
@@ -91,16 +102,35 @@ class Step(Base):
 
 
 class TestCase(Base):
+    """One test case of a job's reports.
+
+    ``key`` names the case across builds (a digest of job, suite and name, see `testdiff.case_key`):
+    the comparison with the previous build and the history strip look cases up by it, so it is
+    indexed with the build; ``trace`` and ``output`` are bounded when stored (`store.MAX_TEXT`).
+    """
+
+    __test__ = False  # not a pytest test class
     __tablename__ = "test_cases"
+    __table_args__ = (
+        Index("ix_test_cases_key_build", "key", "build_id"),
+        Index("ix_test_cases_build_status", "build_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     build_id: Mapped[int] = mapped_column(ForeignKey("builds.id"), index=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    key: Mapped[str] = mapped_column(String(32), default="", server_default="")
     suite: Mapped[str] = mapped_column(Text, default="")
+    classname: Mapped[str] = mapped_column(Text, default="", server_default="")
     name: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))
+    flaky: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     duration: Mapped[float] = mapped_column(Float, default=0.0)
+    file: Mapped[str] = mapped_column(Text, default="", server_default="")
+    line: Mapped[int | None] = mapped_column(Integer, nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
+    trace: Mapped[str] = mapped_column(Text, default="", server_default="")
+    output: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Artifact(Base):

@@ -12,13 +12,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from runner.server.models import FINISHED, Artifact, Build, Delivery, Job, Step, TestCase
+from runner.server.testdiff import case_key
 
 ClaimOutcome = Literal["claimed", "busy", "finished", "missing"]
+
+#: Characters kept of a case's trace, and of each of its stdout and stderr (64 KiB of ASCII).
+MAX_TEXT = 64 * 1024
 
 
 @dataclass
@@ -326,21 +330,14 @@ class BuildStore:
             s.commit()
 
     def tests_collected(self, build_id: int, job_id: int, counts: dict[str, int], cases: list[Any]) -> None:
+        """Replace the job's test cases (a retry's report replaces the earlier attempt's) in one insert."""
         with self.sessions() as s:
-            s.query(TestCase).filter(TestCase.job_id == job_id).delete()
-            for case in cases:
-                s.add(
-                    TestCase(
-                        build_id=build_id,
-                        job_id=job_id,
-                        suite=str(getattr(case, "suite", "")),
-                        name=str(getattr(case, "full_name", getattr(case, "name", ""))),
-                        status=str(getattr(case, "status", "error")),
-                        duration=float(getattr(case, "time", 0.0) or 0.0),
-                        message=str(getattr(case, "message", ""))[:2000],
-                    )
-                )
             job = s.get(Job, job_id)
+            job_name = job.name if job is not None else ""
+            s.query(TestCase).filter(TestCase.job_id == job_id).delete()
+            rows = [case_row(build_id, job_id, job_name, case) for case in cases]
+            if rows:
+                s.execute(insert(TestCase), rows)
             if job is not None:
                 job.tests = dict(counts)
             s.commit()
@@ -379,3 +376,71 @@ class BuildStore:
             )
             s.commit()
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def _head(text: str, limit: int = MAX_TEXT) -> str:
+    """The start of a trace (where the assertion is), with a note of what was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[… {len(text) - limit} more characters not stored]"
+
+
+def _tail(text: str, limit: int = MAX_TEXT) -> str:
+    """The end of an output (what came just before the failure), with a note of what was cut."""
+    if len(text) <= limit:
+        return text
+    return f"[… {len(text) - limit} earlier characters not stored]\n{text[-limit:]}"
+
+
+def case_output(case: Any) -> str:
+    """``<system-out>`` and ``<system-err>`` as one text, each bounded to its last `MAX_TEXT` characters."""
+    stdout, stderr = _text(getattr(case, "stdout", "")), _text(getattr(case, "stderr", ""))
+    if stdout and stderr:
+        return f"{_tail(stdout)}\n--- stderr ---\n{_tail(stderr)}"
+    return _tail(stdout) if stdout else (f"--- stderr ---\n{_tail(stderr)}" if stderr else "")
+
+
+def case_trace(case: Any) -> str:
+    """The failure's text, then each earlier failed attempt's (a flaky case passed in the end, so it has
+    only those)."""
+    trace = _text(getattr(case, "trace", ""))
+    reruns = list(getattr(case, "reruns", None) or ())
+    if not reruns:
+        return _head(trace)
+    flaky = getattr(case, "status", "") == "flaky"
+    parts = []
+    for number, rerun in enumerate(reruns, 1):
+        head = f"--- {'failed attempt' if flaky else 'rerun'} {number} ({_text(getattr(rerun, 'kind', ''))})"
+        message = _text(getattr(rerun, "message", ""))
+        parts.append("\n".join(p for p in (head, message, _text(getattr(rerun, "trace", ""))) if p))
+    if flaky:  # its own trace is the first failed attempt's
+        return _head("\n".join(parts))
+    return _head("\n".join([trace, *parts]) if trace else "\n".join(parts))
+
+
+def case_row(build_id: int, job_id: int, job_name: str, case: Any) -> dict[str, Any]:
+    """A `runner.reports.TestCase` (or anything with its attributes) as a `test_cases` row."""
+    suite = _text(getattr(case, "suite", ""))
+    name = _text(getattr(case, "full_name", None) or getattr(case, "name", ""))
+    status = _text(getattr(case, "status", "error")) or "error"
+    line = getattr(case, "line", None)
+    return {
+        "build_id": build_id,
+        "job_id": job_id,
+        "key": case_key(job_name, suite, name),
+        "suite": suite,
+        "classname": _text(getattr(case, "classname", "")),
+        "name": name,
+        "status": status,
+        "flaky": status == "flaky",
+        "duration": float(getattr(case, "time", 0.0) or 0.0),
+        "file": _text(getattr(case, "file", ""))[:1000],
+        "line": line if isinstance(line, int) else None,
+        "message": _text(getattr(case, "message", ""))[:2000],
+        "trace": case_trace(case),
+        "output": case_output(case),
+    }
