@@ -86,6 +86,7 @@ class Stack:
                  "--dir", str(root / "redis"), "--appendonly", "yes"]  # fmt: skip
         self._spawn("redis", redis)
         self.env = {**os.environ, "RUNNER_HOME": str(root / "home"), "RUNNER_WEBHOOK_SECRET": SECRET,
+                    "RUNNER_ALLOW_LOCAL_REPOS": "1",  # the repository is served over file://
                     "RUNNER_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0"}  # fmt: skip
         runner = [sys.executable, "-m", "runner.cli"]
         self._spawn("server", [*runner, "serve", "--port", str(self.port)])

@@ -33,6 +33,7 @@ class ServerSettings:
     body_limit: int = DEFAULT_BODY_LIMIT
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
     lease: float = DEFAULT_LEASE
+    allow_local_repos: bool = False  # webhooks may name file:// URLs and paths (tests, trying it out)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -61,4 +62,5 @@ class ServerSettings:
             body_limit=int(_float("RUNNER_WEBHOOK_BODY_LIMIT", DEFAULT_BODY_LIMIT)),
             visibility_timeout=_float("RUNNER_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT),
             lease=_float("RUNNER_JOB_LEASE", DEFAULT_LEASE),
+            allow_local_repos=os.environ.get("RUNNER_ALLOW_LOCAL_REPOS", "").lower() in ("1", "true", "yes"),
         )

@@ -1,13 +1,16 @@
 """`POST /hooks/{github,gitlab,gitea}`: the push webhooks of contract.md §3.
 
 Order of checks: a secret must be configured (else 401), the body is read up to the limit (413),
-the signature is checked in constant time (401), the payload parsed (400); then pings, deletions,
+the signature is checked in constant time (401), the payload parsed (400), its repository URL must be
+remote (400: a `file://` URL or a path would let whoever holds the webhook secret build any repository
+on the workers' disks, unless RUNNER_ALLOW_LOCAL_REPOS=1); then pings, deletions,
 `[skip ci]`, repeated deliveries and `on:` filters are answered 200 `{"ignored": reason}`, and a
 build is answered 202 `{"build_id": N}` once it is committed and its first jobs are enqueued.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -18,6 +21,9 @@ from runner.server.builds import BrokerUnavailable, BuildService, SourceUnavaila
 from runner.server.planning import Push
 
 FORGES = ("github", "gitlab", "gitea")
+REMOTE_SCHEMES = ("http", "https", "ssh", "git", "git+ssh", "ssh+git")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)")
+_SCP = re.compile(r"^(?:[^@/:]+@)?([^@/:]+):")  # git's scp-like syntax: [user@]host:path
 router = APIRouter()
 
 
@@ -38,6 +44,25 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def local_repo_refusal(url: str) -> str | None:
+    """Why a webhook may not build `url` (a local path, `file://`, `ext::`...), or None for a remote URL."""
+    hint = "webhooks build http(s), ssh and git URLs only (RUNNER_ALLOW_LOCAL_REPOS=1 allows local ones)"
+    url = url.strip()
+    scheme = _SCHEME.match(url)
+    if scheme is not None:
+        name, authority = scheme.group(1).lower(), scheme.group(2)
+        host = authority.rpartition("@")[2]
+        if name not in REMOTE_SCHEMES:
+            return f"the repository URL {url!r} uses {name}://: {hint}"
+        if not host or host.startswith("-"):
+            return f"the repository URL {url!r} names no host: {hint}"
+        return None
+    scp = _SCP.match(url)
+    if scp is not None and "::" not in url and not scp.group(1).startswith("-"):
+        return None
+    return f"the repository URL {url!r} is not a remote URL: {hint}"
 
 
 def _ignored(reason: str, **extra: Any) -> JSONResponse:
@@ -112,4 +137,8 @@ async def webhook(forge: str, request: Request) -> JSONResponse:
         return _ignored("ping")
     if not isinstance(event, PushEvent):
         return _ignored(str(getattr(event, "reason", "") or "not a push event"))
+    if not service.settings.allow_local_repos:
+        refusal = local_repo_refusal(str(event.clone_url))
+        if refusal is not None:
+            return JSONResponse({"detail": refusal}, status_code=400)
     return await run_in_threadpool(handle_push, service, forge, event)

@@ -75,6 +75,7 @@ def settings_for(
         "broker_url": broker_url,
         "webhook_secret": SECRET,
         "api_token": TOKEN,
+        "allow_local_repos": True,  # the tests' repositories are served over file://
     }
     values.update(extra)
     return ServerSettings(**values)

@@ -247,3 +247,189 @@ def test_the_secret_is_compared_for_gitlab_tokens(client, repo):
     body = encode(adapt("gitlab", "push.json", path, sha))
     headers = signed("gitlab", body) | {"X-Gitlab-Token": SECRET + "x"}
     assert client.post("/hooks/gitlab", content=body, headers=headers).status_code == 401
+
+
+# --- hostile deliveries -----------------------------------------------------------------------------
+
+
+def _forge_body(forge: str, path: Path, sha: str) -> bytes:
+    return encode(adapt(forge, "push.json" if forge != "github" else "push-branch-update.json", path, sha))
+
+
+@pytest.mark.parametrize("forge", ["github", "gitlab", "gitea"])
+def test_each_forged_signature_is_401_and_builds_nothing(client, settings, repo, forge):
+    path, sha = repo
+    body = _forge_body(forge, path, sha)
+    other = body.replace(b"local/project", b"local/another")
+    good = signed(forge, body)
+    forgeries: list[dict[str, str]] = [
+        signed(forge, body, secret=SECRET[:-1]),  # a guessed secret
+        signed(forge, body, secret=""),
+    ]
+    if forge != "gitlab":  # GitLab's token signs nothing: it cannot tell a tampered body (docs/security.md)
+        forgeries.append(signed(forge, other))  # a valid signature of another body
+    if forge == "github":
+        digest = good["X-Hub-Signature-256"].partition("=")[2]
+        forgeries += [
+            good | {"X-Hub-Signature-256": f"sha1={digest}"},  # another algorithm's name
+            good | {"X-Hub-Signature-256": "sha256="},
+            good | {"X-Hub-Signature-256": f"sha256={digest[:-2]}"},  # truncated
+            {k: v for k, v in good.items() if k != "X-Hub-Signature-256"}
+            | {"X-Hub-Signature": f"sha1={digest}"},  # only the legacy SHA-1 header
+        ]
+    elif forge == "gitea":
+        digest = good["X-Gitea-Signature"]
+        non_ascii: dict = {"X-Gitea-Signature": "é".encode() * 32}
+        forgeries += [good | {"X-Gitea-Signature": digest[:-1]}, good | non_ascii]
+    else:
+        forgeries += [good | {"X-Gitlab-Token": SECRET.upper()}, good | {"X-Gitlab-Token": " "}]
+    for headers in forgeries:
+        response = client.post(f"/hooks/{forge}", content=body, headers=headers)
+        assert response.status_code == 401, (headers, response.text)
+    assert client.get("/api/builds").json() == [] and queued(settings) == 0
+    assert client.post(f"/hooks/{forge}", content=body, headers=good).status_code == 202  # the real one
+
+
+@pytest.mark.parametrize("forge", ["github", "gitlab", "gitea"])
+def test_a_replayed_delivery_of_each_forge_makes_no_second_build(client, settings, repo, forge):
+    path, sha = repo
+    body = _forge_body(forge, path, sha)
+    first = post(client, forge, body, delivery=f"{forge}-replayed")
+    assert first[0] == 202, first
+    for _ in range(3):
+        again = post(client, forge, body, delivery=f"{forge}-replayed")
+        assert again == (200, {"ignored": "repeated delivery", "build_id": first[1]["build_id"]})
+    assert len(client.get("/api/builds").json()) == 1 and queued(settings) == 2
+
+
+MALFORMED = [b"", b"{not json", b"[]", b'"push"', b"null", b"\xff\xfe{}", b"[" * 50_000, b'{"ref": 7}']
+
+
+@pytest.mark.parametrize("forge", ["github", "gitlab", "gitea"])
+def test_a_malformed_body_of_each_forge_is_400_with_a_reason(client, settings, forge):
+    for body in MALFORMED:  # empty, broken, an array, a string, null, not UTF-8, too deep, wrong types
+        code, answer = post(client, forge, body)
+        assert code == 400, (body[:20], answer)
+        assert answer["detail"].startswith("malformed payload: ")
+    assert queued(settings) == 0
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read_in_full(settings, tmp_path):
+    """A real HTTP server: the 413 comes while the client is still sending, and the rest is never read."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from helpers.redis_server import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    total = 256 * 1024 * 1024  # far more than any socket buffer between us and the server
+    sent = 0
+    answer = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            head = "".join(f"{k}: {v}\r\n" for k, v in signed("github", b"").items())
+            sock.sendall(
+                f"POST /hooks/github HTTP/1.1\r\nHost: x\r\n{head}Transfer-Encoding: chunked\r\n\r\n".encode()
+            )
+            chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"z" * 64 * 1024)
+            sock.setblocking(False)
+            while sent < total and b"\r\n\r\n" not in answer:
+                try:
+                    answer += sock.recv(4096)
+                except BlockingIOError:
+                    pass
+                except ConnectionResetError:
+                    break
+                try:
+                    sent += sock.send(chunk)
+                except BlockingIOError:
+                    time.sleep(0.01)
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+            sock.setblocking(True)
+            try:
+                answer += sock.recv(4096)
+            except OSError:
+                pass
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < total // 4, (
+        f"the server read {sent} bytes of a body over a {settings.body_limit} byte limit"
+    )
+
+
+# --- local repositories ---------------------------------------------------------------------------
+
+REMOTE = [
+    "https://github.com/o/r.git",
+    "http://git.example:3000/o/r",
+    "ssh://git@gitlab.example:2222/g/p.git",
+    "git://example.org/r.git",
+    "git@github.com:o/r.git",
+    "HTTPS://EXAMPLE.ORG/R",
+]
+LOCAL = [
+    "file:///srv/repo",
+    "FILE:///srv/repo",
+    "/srv/repo",
+    "../repo",
+    "repo",
+    "ext::sh -c touch% /tmp/pwned",
+    "fd::17",
+    "ssh://-oProxyCommand=id/x",
+    "https:///no-host",
+    "-oProxyCommand=id:x",
+    "",
+]
+
+
+@pytest.mark.parametrize("url", REMOTE)
+def test_remote_repository_urls_are_allowed(url):
+    from runner.server.webhooks import local_repo_refusal
+
+    assert local_repo_refusal(url) is None
+
+
+@pytest.mark.parametrize("url", LOCAL)
+def test_local_and_odd_repository_urls_are_refused_with_the_fix(url):
+    from runner.server.webhooks import local_repo_refusal
+
+    reason = local_repo_refusal(url)
+    assert reason is not None and "RUNNER_ALLOW_LOCAL_REPOS=1" in reason
+
+
+@pytest.mark.parametrize("forge", ["github", "gitlab", "gitea"])
+def test_a_webhook_naming_a_local_repository_is_refused_unless_allowed(tmp_path, redis_url, repo, forge):
+    path, sha = repo
+    body = _forge_body(forge, path, sha)  # its clone URL is file://<path>
+    strict = settings_for(tmp_path, redis_url, allow_local_repos=False)
+    with TestClient(create_app(strict)) as client:
+        code, answer = post(client, forge, body)
+        assert code == 400 and "file://" in answer["detail"], answer
+        assert "RUNNER_ALLOW_LOCAL_REPOS" in answer["detail"]
+        bare = body.replace(f"file://{path}".encode(), str(path).encode())  # a plain path: refused too
+        assert post(client, forge, bare)[0] == 400
+        assert client.get("/api/builds").json() == [] and queued(strict) == 0
+        # a remote URL passes the check (and then fails to be read: there is no such server)
+        remote = body.replace(f"file://{path}".encode(), b"http://127.0.0.1:9/local/project.git")
+        code, answer = post(client, forge, remote)
+        assert code == 502 and "cannot read the repository" in answer["detail"]
+
+
+def test_the_setting_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("RUNNER_ALLOW_LOCAL_REPOS", raising=False)
+    assert ServerSettings.from_env().allow_local_repos is False
+    monkeypatch.setenv("RUNNER_ALLOW_LOCAL_REPOS", "1")
+    assert ServerSettings.from_env().allow_local_repos is True

@@ -34,6 +34,7 @@ class Stack:
             "RUNNER_API_TOKEN": TOKEN,
             "RUNNER_PUBLIC_URL": self.url,
             "RUNNER_JOB_LEASE": "4",
+            "RUNNER_ALLOW_LOCAL_REPOS": "1",  # the tests' repositories are served over file://
             "PYTHONUNBUFFERED": "1",
             **env,
         }
