@@ -18,9 +18,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.images import context as ctx
+
+if TYPE_CHECKING:
+    from runner.sandbox.seccomp import Mode as SeccompMode
 from runner.images import dockerfile as df
 from runner.images.config import BASE_LABEL
 from runner.images.errors import ImageError
@@ -107,8 +110,10 @@ class Builder:
         out: Printer = print,
         network: str | None = None,
         log: Callable[[str, bytes], None] | None = None,
+        seccomp: SeccompMode = "default",
     ) -> None:
         self.paths = paths
+        self.seccomp: SeccompMode = seccomp  # the syscall filter of RUN steps (the job's `security:`)
         self.store = store or Store(paths)
         self.no_cache = no_cache
         self.out = out
@@ -312,7 +317,9 @@ class Builder:
         rootfs = Rootfs.create(self.paths, layers=self._dirs(state), base=state.base)
         try:
             make_workdir(view, rootfs.uppers(), view.resolve(workdir)[0])
-            spec = ContainerSpec(argv=argv, env=env, cwd=workdir, uid=uid, gid=gid, hostname="build")
+            spec = ContainerSpec(
+                argv=argv, env=env, cwd=workdir, uid=uid, gid=gid, hostname="build", seccomp=self.seccomp
+            )
             try:
                 with NetworkNamespace.create(self.network) as net:
                     result = run(spec, rootfs=rootfs, network=net, on_output=self.log, paths=self.paths)

@@ -39,13 +39,15 @@ def instructions_from_spec(build: Any) -> list[df.Instruction]:
     return out
 
 
-def build_image(image: Any, paths: Paths, *, workspace: Path | None, log: Printer) -> BuiltImage | None:
+def build_image(
+    image: Any, paths: Paths, *, workspace: Path | None, log: Printer, seccomp: Any = "default"
+) -> BuiltImage | None:
     """Build or fetch a ci.yml image (runner.config.spec.ImageSpec); None for the plain `host` image."""
     context = workspace or Path("/nonexistent")
-    builder = Builder(paths, out=log)
+    builder = Builder(paths, out=log, seccomp=seccomp)
     base_ref = image.ref
     if image.base is not None:  # `from:` another job: its image first (every step CACHED after that job)
-        parent = build_image(image.base, paths, workspace=workspace, log=log)
+        parent = build_image(image.base, paths, workspace=workspace, log=log, seccomp=seccomp)
         if not image.build and not image.dockerfile:
             return parent
         base_ref = "host" if parent is None else parent.image_id
@@ -75,11 +77,14 @@ def build_image(image: Any, paths: Paths, *, workspace: Path | None, log: Printe
     return BuiltImage(record.id, base, builder._dirs(State(base, list(record.layers), config, "")), config)
 
 
-def rootfs_for(image: Any, paths: Paths, *, workspace: Path | None = None, log: Printer = print) -> Any:
-    """The engine's seam: a fresh Rootfs of a ci.yml image, built or pulled as needed."""
+def rootfs_for(
+    image: Any, paths: Paths, *, workspace: Path | None = None, log: Printer = print, seccomp: Any = "default"
+) -> Any:
+    """The engine's seam: a fresh Rootfs of a ci.yml image, built or pulled as needed; its RUN steps
+    run under the job's seccomp setting."""
     from runner.sandbox import Rootfs
 
-    built = build_image(image, paths, workspace=workspace, log=log)
+    built = build_image(image, paths, workspace=workspace, log=log, seccomp=seccomp)
     if built is None:
         return Rootfs.create(paths)
     lease = contextlib.ExitStack()

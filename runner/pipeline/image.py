@@ -39,6 +39,7 @@ def resolve_rootfs(
     *,
     workspace: Path | None = None,
     log: Callable[[str], None] | None = None,
+    seccomp: str = "default",
 ) -> Rootfs:
     """A fresh root filesystem of `image`, owned by the caller (destroy it when done)."""
     if image.is_host:
@@ -48,4 +49,4 @@ def resolve_rootfs(
     except ImportError:
         raise ImageUnavailable(UNSUPPORTED) from None
     provider = cast(Callable[..., Rootfs], build.rootfs_for)
-    return provider(image, paths, workspace=workspace, log=log or (lambda line: None))
+    return provider(image, paths, workspace=workspace, log=log or (lambda line: None), seccomp=seccomp)

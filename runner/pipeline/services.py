@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from runner.config.spec import ServiceSpec
+from runner.config.spec import SeccompMode, ServiceSpec
 from runner.pipeline.control import JobControl
 from runner.pipeline.events import LogLine, Sink
 from runner.pipeline.image import ImageUnavailable, resolve_rootfs
@@ -61,8 +61,10 @@ class Services:
         mask: Callable[[str], str],
         control: JobControl,
         env: dict[str, str],
+        seccomp: SeccompMode = "default",
     ) -> None:
         self.specs = specs
+        self.seccomp: SeccompMode = seccomp  # the job's `security.seccomp`, for services and probes
         self.job = job
         self.network = network
         self.paths = paths
@@ -79,7 +81,7 @@ class Services:
             if not spec.command:
                 raise ServiceFailed(f"service {spec.name!r} has no command")
             try:
-                rootfs = resolve_rootfs(spec.image, self.paths)
+                rootfs = resolve_rootfs(spec.image, self.paths, seccomp=self.seccomp)
             except Exception as exc:  # a pull or build that failed: the runner's side, an error
                 raise ImageUnavailable(f"service {spec.name!r}: image {spec.image.ref}: {exc}") from None
             service = _Running(spec, rootfs)
@@ -103,6 +105,7 @@ class Services:
             cwd="/",
             hostname=name,
             hosts=self.hosts,
+            seccomp=self.seccomp,
         )
         try:
             container = service.container = spawn(
@@ -173,6 +176,7 @@ class Services:
             hostname=service.spec.name,
             hosts=self.hosts,
             timeout=self.control.bound(timeout),
+            seccomp=self.seccomp,
         )
         try:
             container = spawn(

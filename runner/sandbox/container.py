@@ -26,7 +26,7 @@ import time
 import uuid
 from typing import Any
 
-from runner.sandbox import cgroups, mounts, records, syscalls, template
+from runner.sandbox import cgroups, mounts, records, seccomp, syscalls, template
 from runner.sandbox.capabilities import DEFAULT_MASK
 from runner.sandbox.network import NetworkNamespace
 from runner.sandbox.rootfs import Rootfs
@@ -451,6 +451,8 @@ class _Child:
         self.env = env
         self.console_fd = console_fd
         self.status_w = status_w
+        # built once per process, here in the caller: the child only installs it (one prctl)
+        self.seccomp_filter = seccomp.program() if spec.seccomp == "default" else None
 
     def export_fds(self) -> list[int]:
         """Replace every descriptor field by its index in the returned list (for SCM_RIGHTS)."""
@@ -529,6 +531,8 @@ class _Child:
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
             syscalls.close_range_cloexec(3)
+            if self.seccomp_filter is not None:  # last: after no_new_privs and the capability drop
+                seccomp.install(self.seccomp_filter)
         except BaseException as exc:
             self._fail(_ERR_SETUP, f"container setup: {exc}", 125)
         try:

@@ -87,3 +87,4 @@ class ContainerSpec:
     timeout: float | None = None  # seconds
     pty: bool = False  # one pseudo-terminal for stdout and stderr (colour), reported as "stdout"
     userns: IdMap | None = None
+    seccomp: Literal["default", "unconfined"] = "default"  # the syscall filter of seccomp.py, or none
