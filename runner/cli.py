@@ -61,6 +61,12 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory", default=None, help="memory limit, e.g. 256M")
     p.add_argument("--cpus", default=None, help="CPU quota, e.g. 1.5")
     p.add_argument("--pids", default=None, help="maximum number of tasks")
+    p.add_argument("--disk", default=None, help="size of the writable layer, e.g. 2G (ENOSPC past it)")
+    p.add_argument("--io-read-bps", default=None, metavar="RATE", help="disk read limit, e.g. 10M (bytes/s)")
+    p.add_argument(
+        "--io-write-bps", default=None, metavar="RATE", help="disk write limit, e.g. 10M (bytes/s)"
+    )
+    p.add_argument("--bandwidth", default=None, help="network rate each way, e.g. 10mbit (needs bridge)")
     p.add_argument("--network", default="none", help="none | bridge | host (default: none)")
     p.add_argument("--timeout", default=None, help="e.g. 10s, 2m")
     p.add_argument("--workspace", default=None, metavar="DIR", help="mounted read-write at /workspace")

@@ -32,7 +32,7 @@ def _parse_env(items: list[str]) -> dict[str, str]:
 
 def main(args: argparse.Namespace) -> int:
     from runner import units
-    from runner.config.units import parse_duration, parse_size
+    from runner.config.units import parse_bandwidth, parse_byte_rate, parse_disk, parse_duration, parse_size
     from runner.sandbox import ContainerSpec, Limits, SandboxError
 
     command = list(args.command)
@@ -45,7 +45,11 @@ def main(args: argparse.Namespace) -> int:
             memory=parse_size(args.memory) if args.memory else None,
             cpus=units.parse_cpus(args.cpus) if args.cpus else None,
             pids=int(args.pids) if args.pids else None,
+            io_read_bps=parse_byte_rate(args.io_read_bps) if args.io_read_bps else None,
+            io_write_bps=parse_byte_rate(args.io_write_bps) if args.io_write_bps else None,
         )
+        disk = parse_disk(args.disk) if args.disk else None
+        bandwidth = parse_bandwidth(args.bandwidth) if args.bandwidth else None
         if limits.pids is not None and limits.pids < 1:
             raise ValueError(f"invalid --pids {args.pids}: must be at least 1")
         timeout = parse_duration(args.timeout) if args.timeout else None
@@ -57,6 +61,8 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.network not in ("none", "bridge", "host"):
         return _fail(f"invalid --network {args.network!r}: use none, bridge or host")
+    if bandwidth is not None and args.network != "bridge":
+        return _fail(f"--bandwidth shapes a bridge network: add --network bridge (not {args.network})")
     workspace = None
     if args.workspace:
         workspace = Path(args.workspace).resolve()
@@ -74,12 +80,14 @@ def main(args: argparse.Namespace) -> int:
         pty=args.tty,
     )
     try:
-        return _run(spec, args.image, args.network)
+        return _run(spec, args.image, args.network, disk, bandwidth)
     except SandboxError as exc:
         return _fail(str(exc))
 
 
-def _run(spec: ContainerSpec, image: str, network_mode: str) -> int:
+def _run(
+    spec: ContainerSpec, image: str, network_mode: str, disk: int | None = None, bandwidth: int | None = None
+) -> int:
     from runner.sandbox import NetworkNamespace, Rootfs, SandboxError, spawn
     from runner.settings import Paths
 
@@ -91,7 +99,7 @@ def _run(spec: ContainerSpec, image: str, network_mode: str) -> int:
         target.write(line + b"\n")
         target.flush()
 
-    network = NetworkNamespace.create(network_mode) if network_mode != "none" else None
+    network = NetworkNamespace.create(network_mode, bandwidth) if network_mode != "none" else None
     if image == "host":
         rootfs = Rootfs.create(paths)
     else:
@@ -118,6 +126,8 @@ def _run(spec: ContainerSpec, image: str, network_mode: str) -> int:
         if spec.workspace is None:
             spec.cwd = workdir
     try:
+        if disk is not None:
+            rootfs.limit_disk(disk)
         container = spawn(spec, rootfs=rootfs, network=network, on_output=on_output, paths=paths)
 
         def forward(signum: int, frame: object) -> None:

@@ -18,7 +18,7 @@ from runner.config.context import GIT_KEYS, EvalContext
 from runner.config.document import Document
 from runner.config.errors import ConfigError, Diagnostic
 from runner.config.hashfiles import hash_files
-from runner.config.units import parse_duration, parse_size
+from runner.config.units import parse_bandwidth, parse_byte_rate, parse_disk, parse_duration, parse_size
 from runner.config.yamlsource import YamlPath
 
 STEP_NAME_LIMIT = 60
@@ -182,11 +182,7 @@ class Compiler:
             env=dict(scope.env),
             needs=self.needs(base, job),
             services=tuple(self.service(scope, n, s, image) for n, s in job.services.items()),
-            resources=spec.Resources(
-                memory=scope.unit((*path, "resources", "memory"), job.resources.memory, parse_size),
-                cpus=job.resources.cpus,
-                pids=job.resources.pids,
-            ),
+            resources=self.resources(scope, path, job),
             security=spec.Security(seccomp=job.security.seccomp, userns=job.security.userns),
             network=job.network or "bridge",  # contract: outbound only, never the host loopback
             timeout=scope.unit((*path, "timeout"), job.timeout, parse_duration),
@@ -199,6 +195,26 @@ class Compiler:
             reports_junit=self.workspace_globs(scope, (*path, "reports", "junit"), job.reports.junit),
             labels=scope.texts((*path, "labels"), job.labels),
             position=self.doc.position(path, key=True),
+        )
+
+    def resources(self, scope: _JobScope, path: YamlPath, job: models.Job) -> spec.Resources:
+        res, at = job.resources, (*path, "resources")
+        io = res.io or models.IoLimits.model_validate({})
+        bandwidth = scope.unit((*at, "bandwidth"), res.bandwidth, parse_bandwidth)
+        if bandwidth is not None and job.network in ("none", "host"):
+            scope.fail(
+                (*at, "bandwidth"), f"bandwidth shapes a bridge network; this job's network is {job.network}"
+            )
+        return spec.Resources(
+            memory=scope.unit((*at, "memory"), res.memory, parse_size),
+            cpus=res.cpus,
+            pids=res.pids,
+            disk=scope.unit((*at, "disk"), res.disk, parse_disk),
+            io_read_bps=scope.unit((*at, "io", "read_bps"), io.read_bps, parse_byte_rate),
+            io_write_bps=scope.unit((*at, "io", "write_bps"), io.write_bps, parse_byte_rate),
+            io_read_iops=io.read_iops,
+            io_write_iops=io.write_iops,
+            bandwidth=bandwidth,
         )
 
     def cache(self, scope: _JobScope, path: YamlPath, cache: models.Cache) -> spec.CacheSpec:

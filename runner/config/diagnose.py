@@ -27,6 +27,7 @@ _CONTEXTS: list[tuple[tuple[str, ...], type[BaseModel], str]] = [
     (("jobs", "*", "image", "build", "#"), models.BuildStep, "build step {1} of job '{0}'"),
     (("jobs", "*", "services", "*"), models.Service, "service '{1}' of job '{0}'"),
     (("jobs", "*", "resources"), models.Resources, "the resources of job '{0}'"),
+    (("jobs", "*", "resources", "io"), models.IoLimits, "the io limits of job '{0}'"),
     (("jobs", "*", "security"), models.Security, "the security settings of job '{0}'"),
     (("jobs", "*", "cache", "#"), models.Cache, "cache entry {1} of job '{0}'"),
     (("jobs", "*", "steps", "#"), models.Step, "step {1} of job '{0}'"),

@@ -23,7 +23,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from runner.config.units import DURATION_HINT, SIZE_HINT, parse_duration, parse_size
+from runner.config.units import (
+    BYTE_RATE_HINT,
+    DURATION_HINT,
+    RATE_HINT,
+    SIZE_HINT,
+    parse_bandwidth,
+    parse_byte_rate,
+    parse_disk,
+    parse_duration,
+    parse_size,
+)
 
 EXPRESSION_START = "${{"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -125,6 +135,21 @@ Size = Annotated[
     PlainValidator(_unit_check(parse_size, SIZE_HINT)),
     WithJsonSchema({**_UNIT_SCHEMA, "description": f"Bytes, or a size: {SIZE_HINT}."}),
 ]
+DiskSize = Annotated[
+    Any,
+    PlainValidator(_unit_check(parse_disk, SIZE_HINT)),
+    WithJsonSchema({**_UNIT_SCHEMA, "description": f"Bytes, at least 8M, or a size: {SIZE_HINT}."}),
+]
+ByteRate = Annotated[
+    Any,
+    PlainValidator(_unit_check(parse_byte_rate, BYTE_RATE_HINT)),
+    WithJsonSchema({**_UNIT_SCHEMA, "description": f"Bytes per second: {BYTE_RATE_HINT}."}),
+]
+Bandwidth = Annotated[
+    Any,
+    PlainValidator(_unit_check(parse_bandwidth, RATE_HINT)),
+    WithJsonSchema({"type": "string", "description": f"A rate with a unit: {RATE_HINT}."}),
+]
 StrList = Annotated[
     Annotated[str, Tag("str")] | Annotated[list[str], Tag("list")], _by_kind("a string or a list of strings")
 ]
@@ -205,6 +230,15 @@ class Service(_Strict):
     ready_timeout: Duration | None = Field(None, description="How long to wait for `ready` (default 30s).")
 
 
+class IoLimits(_Strict):
+    """Disk I/O throttles. Under cgroup v1 they hold back direct and synchronous I/O only (see the docs)."""
+
+    read_bps: ByteRate | None = Field(None, description="Read rate, bytes per second, e.g. 20M.")
+    write_bps: ByteRate | None = Field(None, description="Write rate, bytes per second, e.g. 20M.")
+    read_iops: Count | None = Field(None, ge=1, description="Read operations per second.")
+    write_iops: Count | None = Field(None, ge=1, description="Write operations per second.")
+
+
 class Resources(_Strict):
     """Limits applied to every step and service of the job."""
 
@@ -214,7 +248,16 @@ class Resources(_Strict):
         None,
         ge=1,
         le=4194304,
-        description="Maximum number of tasks (at most 4194304, the kernel's pid_max limit).",
+        description="Maximum number of tasks (default 4096 per step; at most 4194304, the kernel's pid_max).",
+    )
+    disk: DiskSize | None = Field(
+        None, description="Size of the job's writable layer, e.g. 2G: writing past it fails with ENOSPC."
+    )
+    io: IoLimits | None = Field(
+        None, description="Disk I/O throttles of the job's writable layer and workspace."
+    )
+    bandwidth: Bandwidth | None = Field(
+        None, description="Network bandwidth each way (bridge network), e.g. 10mbit, as tc writes it."
     )
 
 

@@ -63,7 +63,13 @@ class ImageSpec:
 class Resources:
     memory: int | None = None  # bytes
     cpus: float | None = None
-    pids: int | None = None
+    pids: int | None = None  # None: the runner's default per step (runner.pipeline.job.DEFAULT_PIDS)
+    disk: int | None = None  # bytes of the job's writable layer
+    io_read_bps: int | None = None  # bytes per second
+    io_write_bps: int | None = None
+    io_read_iops: int | None = None
+    io_write_iops: int | None = None
+    bandwidth: int | None = None  # bits per second, each way
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,21 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENV_DIR = "/run/runner"  # where the step's $RUNNER_ENV directory is mounted
 ENV_FILE = f"{ENV_DIR}/env"
 CACHE_OP_TIMEOUT = 1800.0  # seconds a cache copy may take
+DEFAULT_PIDS = 4096  # tasks per step (and service) unless `resources.pids` says: a fork bomb stops there
+
+
+def job_limits(job: JobSpec) -> Limits:
+    """The cgroup limits of every container of `job`: its `resources`, and the default pids limit."""
+    res = job.resources
+    return Limits(
+        memory=res.memory,
+        cpus=res.cpus,
+        pids=res.pids if res.pids is not None else DEFAULT_PIDS,
+        io_read_bps=res.io_read_bps,
+        io_write_bps=res.io_write_bps,
+        io_read_iops=res.io_read_iops,
+        io_write_iops=res.io_write_iops,
+    )
 
 
 class JobAttempt:
@@ -146,8 +161,6 @@ class JobAttempt:
         self.masker = Masker(secrets)
         for warning in self.masker.warnings:
             self.log(f"warning: {warning}")
-        if job.security.seccomp == "unconfined":
-            self.log("security: no syscall filter for this job (security.seccomp: unconfined in ci.yml)")
         self.env = {
             "PATH": DEFAULT_PATH,
             "HOME": "/root",
@@ -165,9 +178,7 @@ class JobAttempt:
         self.phase("workspace", workspace_started)  # copying the checkout: large trees take seconds
         started = time.monotonic()
         try:
-            self.rootfs = resolve_rootfs(
-                job.image, self.paths, workspace=self.workspace, log=self.log, seccomp=job.security.seccomp
-            )
+            self.rootfs = resolve_rootfs(job.image, self.paths, workspace=self.workspace, log=self.log)
             self.has_bash = image_has_bash(self.rootfs, self.paths)
         except ImageError as exc:  # the user's: a RUN that failed, a bad reference, a missing image
             self.outcome.fail("failed", f"image {describe(job.image)}: {exc}")
@@ -176,9 +187,11 @@ class JobAttempt:
             self.outcome.fail("error", f"image {describe(job.image)}: {exc}")
             return
         self.env = {**self.rootfs.env, **self.env}  # the image's own environment comes first
+        if job.resources.disk is not None:  # SandboxError (no loop device, no mkfs): the job errors
+            self.rootfs.limit_disk(job.resources.disk)
         self.phase("image", started, describe(job.image))
         try:
-            self.network = NetworkNamespace.create(job.network)
+            self.network = NetworkNamespace.create(job.network, bandwidth=job.resources.bandwidth)
         except SandboxError as exc:
             self.outcome.fail("error", f"network {job.network}: {exc}")
             return
@@ -240,8 +253,7 @@ class JobAttempt:
             workspace=self.workspace,
             mounts=mounts,
             hosts=self.services.hosts if self.services else {},
-            seccomp=self.job.security.seccomp,
-            limits=Limits(self.job.resources.memory, self.job.resources.cpus, self.job.resources.pids),
+            limits=job_limits(self.job),
             timeout=timeout,
         )
 
@@ -304,7 +316,7 @@ class JobAttempt:
             mask=self.masker.mask,
             control=self.control,
             env={key: self.env[key] for key in ("PATH", "HOME", "CI", "RUNNER") if key in self.env},
-            seccomp=self.job.security.seccomp,
+            limits=job_limits(self.job),
         )
         try:
             self.services.start()
@@ -409,6 +421,10 @@ class JobAttempt:
             return "passed", "exited"
         if self.control.stopped == "canceled":
             return "canceled", "canceled"
+        if result.pids_limited:  # said first: a fork bomb's step then ends some other way (exit, timeout)
+            tasks = f"step {name!r} reached its limit of {job_limits(self.job).pids} tasks (resources.pids)"
+            self.log(tasks, step=name)
+            self.outcome.fail("failed", f"{tasks}; it ended with {result.reason} (code {result.exit_code})")
         if result.reason == "exited":
             self.outcome.fail("failed", f"step {name!r} exited with code {result.exit_code}")
             return "failed", "exited"

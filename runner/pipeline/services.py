@@ -14,11 +14,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from runner.config.spec import SeccompMode, ServiceSpec
+from runner.config.spec import ServiceSpec
 from runner.pipeline.control import JobControl
 from runner.pipeline.events import LogLine, Sink
 from runner.pipeline.image import ImageUnavailable, resolve_rootfs
-from runner.sandbox import Container, ContainerSpec, NetworkNamespace, Result, Rootfs, SandboxError, spawn
+from runner.sandbox import (
+    Container,
+    ContainerSpec,
+    Limits,
+    NetworkNamespace,
+    Result,
+    Rootfs,
+    SandboxError,
+    spawn,
+)
 from runner.settings import Paths
 
 PROBE_INTERVAL = 0.2  # seconds between two ready probes
@@ -61,10 +70,10 @@ class Services:
         mask: Callable[[str], str],
         control: JobControl,
         env: dict[str, str],
-        seccomp: SeccompMode = "default",
+        limits: Limits | None = None,
     ) -> None:
         self.specs = specs
-        self.seccomp: SeccompMode = seccomp  # the job's `security.seccomp`, for services and probes
+        self.limits = limits or Limits()  # the job's resources: each service gets them as a step does
         self.job = job
         self.network = network
         self.paths = paths
@@ -81,7 +90,7 @@ class Services:
             if not spec.command:
                 raise ServiceFailed(f"service {spec.name!r} has no command")
             try:
-                rootfs = resolve_rootfs(spec.image, self.paths, seccomp=self.seccomp)
+                rootfs = resolve_rootfs(spec.image, self.paths)
             except Exception as exc:  # a pull or build that failed: the runner's side, an error
                 raise ImageUnavailable(f"service {spec.name!r}: image {spec.image.ref}: {exc}") from None
             service = _Running(spec, rootfs)
@@ -105,7 +114,7 @@ class Services:
             cwd="/",
             hostname=name,
             hosts=self.hosts,
-            seccomp=self.seccomp,
+            limits=self.limits,
         )
         try:
             container = service.container = spawn(
@@ -176,7 +185,6 @@ class Services:
             hostname=service.spec.name,
             hosts=self.hosts,
             timeout=self.control.bound(timeout),
-            seccomp=self.seccomp,
         )
         try:
             container = spawn(
