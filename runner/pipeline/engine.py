@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from runner.config.spec import JobSpec, PipelineSpec
 from runner.pipeline.control import JobControl
@@ -35,15 +36,17 @@ def run_job(job: JobSpec, options: RunOptions, sink: Sink, control: JobControl) 
     """Run a job's attempts (1 + `retry` at most, until one passes); emits its start and end events."""
     started = time.monotonic()
     result = JobResult(job.name, "error", allow_failure=job.allow_failure, started_at=time.time())
+    earlier: list[list[Any]] = []  # failed attempts' test cases: a test they failed that passes now is flaky
     for attempt in range(1, job.retry + 2):
         control.begin_attempt()
         sink.emit(JobStarted(job.name, attempt))
-        outcome = JobAttempt(job, options, sink, control, attempt).run()
+        outcome = JobAttempt(job, options, sink, control, attempt, earlier_cases=earlier).run()
         result.status, result.reason, result.attempts = outcome.status, outcome.reason, attempt
         result.steps, result.tests, result.cases = outcome.steps, outcome.tests, outcome.cases
         result.artifacts = outcome.artifacts
         if outcome.status != "failed" or attempt > job.retry or control.stopped == "canceled":
             break
+        earlier.append(list(outcome.cases))
         sink.emit(LogLine(job.name, None, "runner", f"attempt {attempt} failed ({outcome.reason}); retrying"))
     result.duration = time.monotonic() - started
     result.finished_at = time.time()

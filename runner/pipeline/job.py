@@ -106,9 +106,16 @@ class JobAttempt:
     """Runs one attempt of a job and cleans up after it; `run()` never raises."""
 
     def __init__(
-        self, job: JobSpec, options: RunOptions, sink: Sink, control: JobControl, attempt: int
+        self,
+        job: JobSpec,
+        options: RunOptions,
+        sink: Sink,
+        control: JobControl,
+        attempt: int,
+        earlier_cases: list[list[Any]] | None = None,
     ) -> None:
         self.job = job
+        self.earlier_cases = earlier_cases or []  # earlier attempts' test cases (see reports.retries)
         self.options = options
         self.paths = options.paths
         self.sink = sink
@@ -465,6 +472,8 @@ class JobAttempt:
                 self.log(f"warning: {warning}")
             for case in cases:  # test output is output: the report, junit.xml and the server show it
                 _mask_case(case, self.masker.mask)
+            if self.earlier_cases:  # a retry: what failed before and passes now is flaky
+                counts = reporting.mark_retried(cases, self.earlier_cases)
             self.outcome.cases, self.outcome.tests = cases, counts
             self.sink.emit(TestsCollected(self.job.name, counts, tuple(cases)))
             details.append(f"{counts.get('total', 0)} tests")

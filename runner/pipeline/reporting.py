@@ -20,3 +20,12 @@ def collect(workspace: Path, globs: list[str], job: str) -> tuple[list[Any], dic
     cases, warnings = collect_module.collect(workspace, globs, job)
     counts: dict[str, int] = dict(model.counts(cases))
     return list(cases), counts, list(warnings)
+
+
+def mark_retried(cases: list[Any], earlier: list[list[Any]]) -> dict[str, int]:
+    """Mark the cases that failed in an `earlier` attempt of a retried job and passed now as flaky;
+    returns the counts of `cases` afterwards."""
+    retries = importlib.import_module("runner.reports.retries")
+    model = importlib.import_module("runner.reports.model")
+    retries.mark_retried(cases, earlier)
+    return dict(model.counts(cases))

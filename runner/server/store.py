@@ -397,11 +397,20 @@ def _tail(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def case_output(case: Any) -> str:
-    """``<system-out>`` and ``<system-err>`` as one text, each bounded to its last `MAX_TEXT` characters."""
-    stdout, stderr = _text(getattr(case, "stdout", "")), _text(getattr(case, "stderr", ""))
-    if stdout and stderr:
-        return f"{_tail(stdout)}\n--- stderr ---\n{_tail(stderr)}"
-    return _tail(stdout) if stdout else (f"--- stderr ---\n{_tail(stderr)}" if stderr else "")
+    """``<system-out>`` and ``<system-err>`` as one text, each bounded to its last `MAX_TEXT` characters;
+    then the output of each earlier attempt that kept some (a flaky case's failed runs)."""
+    parts = []
+    for holder, label in ((case, ""), *((r, f"failed attempt {n} ") for n, r in enumerate(_reruns(case), 1))):
+        stdout, stderr = _text(getattr(holder, "stdout", "")), _text(getattr(holder, "stderr", ""))
+        if stdout:
+            parts.append(f"--- {label}stdout ---\n{_tail(stdout)}" if label else _tail(stdout))
+        if stderr:
+            parts.append(f"--- {label}stderr ---\n{_tail(stderr)}")
+    return "\n".join(parts)
+
+
+def _reruns(case: Any) -> list[Any]:
+    return list(getattr(case, "reruns", None) or ())
 
 
 def case_trace(case: Any) -> str:
