@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from runner.pipeline.control import JobControl
-from runner.pipeline.events import JobFinished, LogLine
+from runner.pipeline.events import JobFinished, LogLine, PhaseFinished
 from runner.pipeline.results import JobResult
 from runner.server.models import Build, Job
 from workers.context import WorkerContext
@@ -51,10 +51,12 @@ def _run(ctx: WorkerContext, build: Build, job: Job, control: JobControl, sink: 
     scratch = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=paths.tmp))
     try:
         workspace = scratch / "ws"
+        started = time.monotonic()
         try:
             ctx.mirrors.checkout(build.repo_url, build.sha, workspace)
         except SourceError as exc:
             return JobResult(job.name, "error", f"cannot check out {build.sha[:12]}: {exc}")
+        sink.emit(PhaseFinished(job.name, "clone", time.monotonic() - started, build.sha[:12]))
         try:
             document = load(workspace / "ci.yml")
             spec = compile_pipeline(document, EvalContext(git=_git_context(build), workspace=workspace))

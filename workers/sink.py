@@ -56,6 +56,7 @@ class WorkerSink:
         self.artifacts_root: Path | None = None
         self._lock = threading.Lock()  # lines of one job stay in order across the engine's threads
         self.first_line_at: float | None = None
+        self.started = time.monotonic()  # the job's start for `first_line`: the worker claimed it
         self._stream_down = False
         self.phases: dict[str, float] = {}
 
@@ -80,6 +81,9 @@ class WorkerSink:
             )  # fmt: skip
         elif isinstance(event, TestsCollected):
             store.tests_collected(self.build_id, self.job_id, dict(event.counts), list(event.cases))
+        elif isinstance(event, LogLine) and event.stream in ("stdout", "stderr"):
+            # the wait a user sees: from the claim to the first line the job itself printed
+            self.phases.setdefault("first_line", round(time.monotonic() - self.started, 4))
         elif isinstance(event, PhaseFinished):  # stored with the job's end: one write less per phase
             self.phases[event.phase] = round(self.phases.get(event.phase, 0.0) + event.duration, 4)
         elif isinstance(event, ArtifactStored):
