@@ -168,6 +168,8 @@ class JobAttempt:
         self.masker = Masker(secrets)
         for warning in self.masker.warnings:
             self.log(f"warning: {warning}")
+        if job.security.seccomp == "unconfined":
+            self.log("security: no syscall filter for this job (security.seccomp: unconfined in ci.yml)")
         self.env = {
             "PATH": DEFAULT_PATH,
             "HOME": "/root",
@@ -185,7 +187,9 @@ class JobAttempt:
         self.phase("workspace", workspace_started)  # copying the checkout: large trees take seconds
         started = time.monotonic()
         try:
-            self.rootfs = resolve_rootfs(job.image, self.paths, workspace=self.workspace, log=self.log)
+            self.rootfs = resolve_rootfs(
+                job.image, self.paths, workspace=self.workspace, log=self.log, seccomp=job.security.seccomp
+            )
             self.has_bash = image_has_bash(self.rootfs, self.paths)
         except ImageError as exc:  # the user's: a RUN that failed, a bad reference, a missing image
             self.outcome.fail("failed", f"image {describe(job.image)}: {exc}")
@@ -260,6 +264,7 @@ class JobAttempt:
             workspace=self.workspace,
             mounts=mounts,
             hosts=self.services.hosts if self.services else {},
+            seccomp=self.job.security.seccomp,
             limits=job_limits(self.job),
             timeout=timeout,
         )
@@ -324,6 +329,7 @@ class JobAttempt:
             control=self.control,
             env={key: self.env[key] for key in ("PATH", "HOME", "CI", "RUNNER") if key in self.env},
             limits=job_limits(self.job),
+            seccomp=self.job.security.seccomp,
         )
         try:
             self.services.start()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from runner.config.spec import ServiceSpec
+from runner.config.spec import SeccompMode, ServiceSpec
 from runner.pipeline.control import JobControl
 from runner.pipeline.events import LogLine, Sink
 from runner.pipeline.image import ImageUnavailable, resolve_rootfs
@@ -71,9 +71,11 @@ class Services:
         control: JobControl,
         env: dict[str, str],
         limits: Limits | None = None,
+        seccomp: SeccompMode = "default",
     ) -> None:
         self.specs = specs
         self.limits = limits or Limits()  # the job's resources: each service gets them as a step does
+        self.seccomp: SeccompMode = seccomp  # the job's `security.seccomp`, for services and probes
         self.job = job
         self.network = network
         self.paths = paths
@@ -90,7 +92,7 @@ class Services:
             if not spec.command:
                 raise ServiceFailed(f"service {spec.name!r} has no command")
             try:
-                rootfs = resolve_rootfs(spec.image, self.paths)
+                rootfs = resolve_rootfs(spec.image, self.paths, seccomp=self.seccomp)
             except Exception as exc:  # a pull or build that failed: the runner's side, an error
                 raise ImageUnavailable(f"service {spec.name!r}: image {spec.image.ref}: {exc}") from None
             service = _Running(spec, rootfs)
@@ -115,6 +117,7 @@ class Services:
             hostname=name,
             hosts=self.hosts,
             limits=self.limits,
+            seccomp=self.seccomp,
         )
         try:
             container = service.container = spawn(
@@ -185,6 +188,7 @@ class Services:
             hostname=service.spec.name,
             hosts=self.hosts,
             timeout=self.control.bound(timeout),
+            seccomp=self.seccomp,
         )
         try:
             container = spawn(
