@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -18,6 +18,8 @@ from runner.server.queries import BuildQueries
 from runner.server.testdiff import build_tests
 
 router = APIRouter(prefix="/api", tags=["api"])
+# Row ids are SQL BIGINTs: a larger number in a URL is a 422, not an OverflowError from the driver (a 500).
+RowId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 
 
 class TriggerRequest(BaseModel):
@@ -66,18 +68,18 @@ def list_builds(
 
 
 @router.get("/builds/{build_id}")
-def get_build(request: Request, build_id: int) -> dict[str, Any]:
+def get_build(request: Request, build_id: RowId) -> dict[str, Any]:
     return _build_or_404(request, build_id)
 
 
 @router.get("/builds/{build_id}/tests")
-def get_tests(request: Request, build_id: int) -> dict[str, Any]:
+def get_tests(request: Request, build_id: RowId) -> dict[str, Any]:
     """Every case with its change against the previous build; trace and output are per case (below)."""
     return build_tests(_queries(request), _build_or_404(request, build_id))
 
 
 @router.get("/builds/{build_id}/tests/{case_id}")
-def get_test_case(request: Request, build_id: int, case_id: int) -> dict[str, Any]:
+def get_test_case(request: Request, build_id: RowId, case_id: RowId) -> dict[str, Any]:
     """One case in full: its message, trace and output as stored."""
     from runner.server.testqueries import TestQueries
 
@@ -104,7 +106,7 @@ def log_filename(build_id: int, job: str) -> str:
 
 
 @router.get("/builds/{build_id}/jobs/{job:path}/log", response_class=PlainTextResponse)
-def get_log(request: Request, build_id: int, job: str, download: bool = False) -> StreamingResponse:
+def get_log(request: Request, build_id: RowId, job: str, download: bool = False) -> StreamingResponse:
     """The stored log as text, streamed in chunks up to its size when asked (it may still grow).
 
     `?download=1` answers `Content-Disposition: attachment` (the page's raw download link).
@@ -139,7 +141,7 @@ def get_log(request: Request, build_id: int, job: str, download: bool = False) -
 @router.get("/builds/{build_id}/jobs/{job:path}/log/lines")
 def log_lines(
     request: Request,
-    build_id: int,
+    build_id: RowId,
     job: str,
     start: int = Query(1, ge=1, description="the first line to return (1-based)"),
     count: int = Query(1000, ge=0, le=10000, description="how many lines from `start`"),
@@ -162,7 +164,7 @@ def log_lines(
 @router.get("/builds/{build_id}/jobs/{job:path}/log/stream")
 def stream_log(
     request: Request,
-    build_id: int,
+    build_id: RowId,
     job: str,
     after: int | None = Query(
         None, ge=0, description="resume after this line (EventSource cannot send Last-Event-ID at first)"
@@ -189,7 +191,7 @@ def stream_log(
 
 
 @router.get("/builds/{build_id}/artifacts/{job_and_path:path}")
-def get_artifact(request: Request, build_id: int, job_and_path: str) -> Response:
+def get_artifact(request: Request, build_id: RowId, job_and_path: str) -> Response:
     """`{job}/{path}`; a job name may hold `/` itself, so each split is tried, the shortest job first."""
     from runner.logs import StorageError
 
@@ -237,7 +239,7 @@ async def trigger(request: Request, body: TriggerRequest) -> JSONResponse:
 
 
 @router.post("/builds/{build_id}/cancel", dependencies=[Depends(require_token)])
-async def cancel(request: Request, build_id: int) -> dict[str, Any]:
+async def cancel(request: Request, build_id: RowId) -> dict[str, Any]:
     build = _build_or_404(request, build_id)
     done = await run_in_threadpool(_service(request).cancel, build_id, "canceled by a user")
     if not done:
@@ -246,7 +248,7 @@ async def cancel(request: Request, build_id: int) -> dict[str, Any]:
 
 
 @router.post("/builds/{build_id}/rerun", status_code=202, dependencies=[Depends(require_token)])
-async def rerun(request: Request, build_id: int) -> JSONResponse:
+async def rerun(request: Request, build_id: RowId) -> JSONResponse:
     _build_or_404(request, build_id)
     try:
         outcome = await run_in_threadpool(_service(request).rerun, build_id)
