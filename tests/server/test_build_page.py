@@ -125,8 +125,9 @@ def test_the_page_shows_the_build_graph_steps_phases_and_a_log_tail(client: Test
     )
     assert len(page.with_testid("log-line")) == 5 and len(page.with_testid("log-step")) == 1
     raw = page.with_testid("log-raw")[0]["href"]
-    assert raw == f"/api/builds/{build_id}/jobs/test%20%28py%3A%203.12%29/log?download=1"
-    assert client.get(raw).headers["content-disposition"].startswith("attachment;")
+    assert raw == f"/api/builds/{build_id}/jobs/test%20%28py%3A%203.12%29/log"
+    assert page.with_testid("log-raw")[0]["download"] == f"build-{build_id}-test (py: 3.12).log"
+    assert client.get(raw, params={"download": 1}).headers["content-disposition"].startswith("attachment;")
 
 
 def test_hostile_job_names_and_log_lines_are_escaped(client: TestClient) -> None:

@@ -122,6 +122,7 @@ def build_page(request: Request, build_id: int, job: str | None = None) -> HTMLR
         log = {
             "job": selected,
             "path": f"/api/builds/{build_id}/jobs/{job_path(selected['name'])}/log",
+            "filename": f"build-{build_id}-{selected['name'].replace('/', '_')}.log",
             "total": page.total,
             "start": page.start,
             "last": page.last,

@@ -346,6 +346,7 @@
   const input = card.querySelector("[data-testid=log-search]");
   const count = card.querySelector("[data-testid=log-search-count]");
   const filter = card.querySelector(".log-filter");
+  const position = card.querySelector(".log-search-pos");
   let query = "";
   let matches = []; // each match: the <mark> elements it spans
   let current = -1;
@@ -359,6 +360,7 @@
     for (const line of box.querySelectorAll(".log-line.hit")) line.classList.remove("hit");
     matches = [];
     current = -1;
+    if (position) position.textContent = "";
   }
 
   // Wrap every occurrence of the query in one line (across its colour spans) in <mark class="match">.
@@ -420,7 +422,7 @@
     const section = marks[0].closest(".log-step.collapsed");
     if (section) setCollapsed(section, false);
     marks[0].scrollIntoView({ block: "center" });
-    if (count) count.textContent = `${matches.length} match${matches.length === 1 ? "" : "es"} (${current + 1} of ${matches.length})`;
+    if (position) position.textContent = `${current + 1} of ${matches.length}`;
   }
 
   function runSearch(jump = true) {
