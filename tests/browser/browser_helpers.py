@@ -67,18 +67,10 @@ class Gate:
         self.sock.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
         self.port = int(self.sock.getsockname()[1])
 
-    def wait_command(self, limit: int = 60) -> str:
-        """A shell command that returns once the gate is open, or fails after `limit` seconds."""
-        code = (
-            "import socket,sys,time\n"
-            f"end=time.time()+{limit}\n"
-            "while time.time()<end:\n"
-            "  try:\n"
-            f"    socket.create_connection(('127.0.0.1',{self.port}),timeout=1).close(); sys.exit(0)\n"
-            "  except OSError: time.sleep(0.1)\n"
-            "sys.exit('the test never opened its gate')\n"
-        )
-        return f"python3 -c {shlex.quote(code)}"
+    def wait_command(self) -> str:
+        """A one-line shell command that returns once the gate is open (bound it with the job's timeout)."""
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {self.port}), 1)"
+        return f"until python3 -c {shlex.quote(probe)} 2>/dev/null; do sleep 0.1; done"
 
     def open(self) -> None:
         self.sock.listen(8)
@@ -107,3 +99,20 @@ def junit(suite: str, cases: dict[str, str | None]) -> str:
         + "\n".join(body)
         + "\n</testsuite>\n"
     )
+
+
+def push(live: Any, repo: Path, sha: str, branch: str = "main") -> int:
+    """A signed GitHub push of `sha` to the live stack's webhook; returns the queued build's id."""
+    from server_helpers import github_push
+
+    response = live.push(github_push(repo, sha, branch))
+    assert response.status_code == 202, response.text
+    build_id: int = response.json()["build_id"]
+    return build_id
+
+
+def finished(live: Any, build_id: int, status: str = "passed") -> dict[str, Any]:
+    """Waits for a build to finish with `status`; returns it as the API gives it."""
+    build: dict[str, Any] = live.wait_build(build_id, timeout=60)
+    assert build["status"] == status, build
+    return build

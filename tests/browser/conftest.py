@@ -1,9 +1,9 @@
 """Browser tests: Debian's Chromium (headless, Playwright) against a live stack of real processes.
 
 - `chromium_browser`: one headless Chromium for the whole session.
-- `web_page`: a fresh browser context and page per test (desktop size); it takes a full-page screenshot
-  when the test ends (`<test>-FAILED.png` when it failed) and fails the test on an uncaught
-  JavaScript exception of the page.
+- `pages.new(**context_options)`: a page in a fresh browser context; every page of a test gets a
+  full-page screenshot when the test ends (`<test>-FAILED.png` when it failed), and an uncaught
+  JavaScript exception on any of them fails the test. `web_page` is `pages.new()` (desktop size).
 - `live`: one stack for the session, shared by every browser test: a real redis-server on a free port,
   `runner serve` (uvicorn) on 127.0.0.1, one `runner worker` (Celery), a temporary RUNNER_HOME; it is
   `tests/workers/stack.py`'s `Stack`, stopped when the session ends.
@@ -33,7 +33,7 @@ _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Keep each phase's report on the item, so that `web_page` knows at teardown whether the test failed."""
+    """Keep each phase's report on the item, so that `pages` knows at teardown whether the test failed."""
     report = yield
     item.stash.setdefault(_REPORTS, {})[report.when] = report
     return report
@@ -41,8 +41,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(scope="session")
 def chromium_browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
@@ -51,23 +52,52 @@ def chromium_browser() -> Iterator[Any]:
             browser.close()
 
 
+class Pages:
+    """Opens pages, each in a fresh browser context (`new(java_script_enabled=False)`,
+    `new(viewport=PHONE)`, `new(color_scheme="dark")`...); records their uncaught JavaScript errors."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.opened: list[tuple[Any, Any]] = []
+        self.errors: list[str] = []
+
+    def new(self, **options: Any) -> Any:
+        context = self.browser.new_context(**{"viewport": DESKTOP, **options})
+        context.set_default_timeout(STEP_TIMEOUT_MS)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
+        self.opened.append((context, page))
+        return page
+
+    def close(self, name: str, failed: bool) -> None:
+        """A last full-page screenshot of every page (`-FAILED` when the test failed), then close."""
+        suffix = "FAILED" if failed else "end"
+        try:
+            for number, (_context, page) in enumerate(self.opened):
+                label = f"{name}-{suffix}" if number == 0 else f"{name}-{number}-{suffix}"
+                if not page.is_closed():
+                    screenshot(page, label)
+        finally:
+            for context, _page in self.opened:
+                context.close()
+
+
 @pytest.fixture
-def web_page(chromium_browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = chromium_browser.new_context(viewport=DESKTOP)
-    context.set_default_timeout(STEP_TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+def pages(chromium_browser: Any, request: pytest.FixtureRequest) -> Iterator[Pages]:
+    """Pages for one test; the test fails on an uncaught JavaScript error of any of them."""
+    opened = Pages(chromium_browser)
     try:
-        yield page
+        yield opened
     finally:
         reports = request.node.stash.get(_REPORTS, {})
-        failed = any(report.failed for report in reports.values())
-        try:
-            screenshot(page, f"{request.node.name}-{'FAILED' if failed else 'end'}")
-        finally:
-            context.close()
-    assert not errors, f"uncaught JavaScript errors on the page: {errors}"
+        opened.close(request.node.name, any(report.failed for report in reports.values()))
+    assert not opened.errors, f"uncaught JavaScript errors on the page: {opened.errors}"
+
+
+@pytest.fixture
+def web_page(pages: Pages) -> Any:
+    """A desktop-sized page with JavaScript, in a fresh context."""
+    return pages.new()
 
 
 @pytest.fixture(scope="session")
