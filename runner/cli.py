@@ -72,6 +72,12 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workspace", default=None, metavar="DIR", help="mounted read-write at /workspace")
     p.add_argument("--env", action="append", default=[], metavar="K=V")
     p.add_argument("--tty", action="store_true", help="run the command on a pseudo-terminal")
+    p.add_argument(
+        "--seccomp",
+        choices=["default", "unconfined"],
+        default="default",
+        help="syscall filter: default (Docker-like allow-list) or unconfined (none)",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments, after --")
     p.set_defaults(handler=_lazy("runner.commands.sandbox:main"))
 

@@ -78,6 +78,7 @@ def main(args: argparse.Namespace) -> int:
         limits=limits,
         timeout=timeout,
         pty=args.tty,
+        seccomp=args.seccomp,
     )
     try:
         return _run(spec, args.image, args.network, disk, bandwidth)

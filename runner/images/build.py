@@ -296,7 +296,9 @@ class Builder:
         user = state.config.get("User") or "0"
         env = {**state.env(), **{k: v for k, v in state.args.items() if k not in state.env()}}
         env.setdefault("PATH", DEFAULT_PATH)
-        key = _key(state.key, "RUN", argv, env, workdir, user)
+        # a layer built without the syscall filter is not one a confined job has shown it can build
+        relaxed = ("seccomp=unconfined",) if self.seccomp == "unconfined" else ()
+        key = _key(state.key, "RUN", argv, env, workdir, user, *relaxed)
         return self._layer(
             state,
             key,

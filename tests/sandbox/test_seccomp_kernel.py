@@ -7,7 +7,9 @@ needed. The policy itself is tested as data in tests/security/test_seccomp_polic
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import textwrap
 import zipfile
 from collections.abc import Iterator
@@ -198,3 +200,25 @@ def test_a_filter_that_cannot_be_installed_is_a_setup_error(paths, rootfs, monke
 
     with pytest.raises(SandboxError, match=r"container setup: .*prctl\(PR_SET_SECCOMP\): EINVAL"):
         run(ContainerSpec(["true"], cwd="/"), rootfs=rootfs, paths=paths)
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    project = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, RUNNER_HOME=str(tmp_path / "home"), PYTHONPATH=project)
+    return subprocess.run(
+        [sys.executable, "-m", "runner.cli", "sandbox", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_runner_sandbox_seccomp_flag(tmp_path: Path):
+    command = ["--", "grep", "^Seccomp:", "/proc/self/status"]
+    assert _cli(tmp_path, *command).stdout.split() == ["Seccomp:", "2"]
+    assert _cli(tmp_path, "--seccomp", "default", *command).stdout.split() == ["Seccomp:", "2"]
+    assert _cli(tmp_path, "--seccomp", "unconfined", *command).stdout.split() == ["Seccomp:", "0"]
+    wrong = _cli(tmp_path, "--seccomp", "off", "--", "true")
+    assert wrong.returncode == 2
+    assert "invalid choice: 'off'" in wrong.stderr and "Traceback" not in wrong.stderr
