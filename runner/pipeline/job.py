@@ -437,7 +437,8 @@ class JobAttempt:
         if result.pids_limited:  # said first: a fork bomb's step then ends some other way (exit, timeout)
             tasks = f"step {name!r} reached its limit of {job_limits(self.job).pids} tasks (resources.pids)"
             self.log(tasks, step=name)
-            self.outcome.fail("failed", f"{tasks}; it ended with {result.reason} (code {result.exit_code})")
+            ending = {"exited": f"exited with code {result.exit_code}", "timeout": "timed out"}
+            self.outcome.fail("failed", f"{tasks} and {ending.get(result.reason, 'was killed')}")
         if result.reason == "exited":
             self.outcome.fail("failed", f"step {name!r} exited with code {result.exit_code}")
             return "failed", "exited"

@@ -81,6 +81,12 @@ def sweep(paths: Paths) -> list[str]:
             shutil.rmtree(tmp, ignore_errors=True)
         record.unlink(missing_ok=True)
         swept.append(record.name)
+    # A job's disk (disk.py) detaches itself when its runner dies; a loop device still bound to a
+    # swept image (a mount some other namespace kept) is told to let go at its last unmount.
+    if paths.tmp.is_dir():
+        from runner.sandbox.disk import sweep_loops
+
+        swept.extend(sweep_loops(paths.tmp))
     # Containers' cgroups carry no record: their name says whose they are (see `cgroup_name`).
     if drv is None:
         return swept
