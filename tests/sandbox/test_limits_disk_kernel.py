@@ -133,3 +133,34 @@ def test_a_sigkilled_runner_leaves_nothing_after_the_sweep(paths: Paths) -> None
     records.sweep(paths)
     assert not Path(directory).exists()  # the image file went with the rootfs's directory
     assert sweep_loops(paths.tmp) == []
+
+
+def sandbox(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, RUNNER_HOME=str(tmp_path / "home"))
+    return subprocess.run(
+        [sys.executable, "-m", "runner.cli", "sandbox", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_runner_sandbox_limit_flags(tmp_path: Path) -> None:
+    proc = sandbox(tmp_path, "--disk", "16M", "--", "dd", "if=/dev/zero", "of=/f", "bs=1M", "count=40")
+    assert proc.returncode == 1 and "No space left on device" in proc.stderr, proc.stderr
+    for args, message in (
+        (["--disk", "lots"], "runner sandbox: invalid size 'lots'"),
+        (
+            ["--bandwidth", "1mbit"],
+            "runner sandbox: --bandwidth shapes a bridge network: add --network bridge",
+        ),
+        (["--bandwidth", "10"], "runner sandbox: invalid bandwidth '10'"),
+        (
+            ["--io-write-bps", "5M", "--workspace", "/dev/shm"],
+            "runner sandbox: io limits need a block device",
+        ),
+    ):
+        proc = sandbox(tmp_path, *args, "--", "true")
+        assert proc.returncode == 125 and proc.stderr.startswith(message), (args, proc.stderr)
