@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workers"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from browser_helpers import DESKTOP, STEP_TIMEOUT_MS, launch_chromium, screenshot
+from browser_helpers import DESKTOP, STEP_TIMEOUT_MS, launch_chromium, screenshot, screenshot_dir
 from helpers.redis_server import start_redis
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -44,6 +45,8 @@ def chromium_browser() -> Iterator[Any]:
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=STEP_TIMEOUT_MS)
+    for old in screenshot_dir().glob("*.png"):  # the directory shows the last run only
+        old.unlink()
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
@@ -108,8 +111,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     broker_url, stop_redis = start_redis(root)
     stack = Stack(root, broker_url)
     try:
-        stack.start_server()
-        stack.start_worker("worker")
+        with ThreadPoolExecutor(1) as pool:  # the worker boots while the server does
+            worker = pool.submit(stack.start_worker, "worker")
+            stack.start_server()
+            worker.result()
         yield stack
     finally:
         stack.stop()

@@ -1,0 +1,60 @@
+"""Every results page at phone size (375x800) and in the dark colour scheme: it answers, it renders
+without a JavaScript error or a page-wide sideways scroll, and its screenshot is kept (by `pages`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from browser_helpers import PHONE, finished, junit, push
+from playwright.sync_api import expect
+from server_helpers import make_repo
+
+pytestmark = pytest.mark.kernel
+
+CI = """\
+jobs:
+  build:
+    steps:
+      - name: compile
+        run: echo compiled && mkdir -p reports && cp results.xml reports/junit.xml
+    reports: {junit: ["reports/*.xml"]}
+  check:
+    needs: [build]
+    steps:
+      - name: lint
+        run: echo linted
+"""
+
+
+@pytest.fixture(scope="module")
+def smoke_build(live: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    repo = tmp_path_factory.mktemp("smoke") / "smoke"
+    results = junit("app", {"parses": None, "renders": "expected a page, got an empty body", "saves": None})
+    return finished(live, push(live, repo, make_repo(repo, {"ci.yml": CI, "results.xml": results})))
+
+
+# (name, path, a hook every version of that page shows)
+PAGES = [
+    ("dashboard", "/", "[data-testid=repo-branch]"),
+    ("builds", "/builds", "[data-testid=build-row]"),
+    ("build", "/builds/{id}", "[data-testid=build-status]"),
+    ("tests", "/builds/{id}/tests", "[data-testid=test-case]"),
+]
+
+
+@pytest.mark.parametrize("look", ["phone", "dark"])
+@pytest.mark.parametrize(("name", "path", "hook"), PAGES, ids=[p[0] for p in PAGES])
+def test_each_page_renders_on_a_phone_and_in_the_dark(
+    live: Any, smoke_build: dict[str, Any], pages: Any, look: str, name: str, path: str, hook: str
+) -> None:
+    options = {"viewport": PHONE, "is_mobile": True, "has_touch": True} if look == "phone" else {}
+    page = pages.new(color_scheme="dark", **options) if look == "dark" else pages.new(**options)
+    response = page.goto(live.url + path.format(id=smoke_build["id"]))
+    assert response is not None and response.status == 200, response and response.status
+    expect(page.locator(hook).first).to_be_visible()
+    if look == "phone":
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at 375px wide"
