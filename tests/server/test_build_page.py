@@ -170,6 +170,8 @@ def test_log_lines_pages_and_tail(client: TestClient) -> None:
     page = parse(html)
     assert len(page.with_testid("log-line")) == 1000
     assert page.with_testid("log-line")[0]["id"] == "L2006" and 'data-start="2006"' in html
+    refresh = parse(client.get(f"/builds/{build_id}", params={"job": "build", "log": 0}).text)
+    assert refresh.with_testid("log-line") == [] and len(refresh.with_testid("step")) == 4  # build.js's view
     assert 'Lines 1\u2013<span class="log-first-missing">2005</span> are not shown.' in html
 
 

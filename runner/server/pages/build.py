@@ -107,7 +107,8 @@ def log_sections(start: int, lines: list[str]) -> list[dict[str, Any]]:
 
 
 @router.get("/builds/{build_id}", response_class=HTMLResponse)
-def build_page(request: Request, build_id: int, job: str | None = None) -> HTMLResponse:
+def build_page(request: Request, build_id: int, job: str | None = None, log: int = 1) -> HTMLResponse:
+    """`?job=` picks the log's job; `?log=0` leaves the log's lines out (build.js refreshing the rest)."""
     from runner.logs.lines import tail_lines
     from runner.server.graph import layout
 
@@ -116,10 +117,11 @@ def build_page(request: Request, build_id: int, job: str | None = None) -> HTMLR
         raise HTTPException(404, f"no build {build_id}")
     jobs = build["jobs"]
     selected = selected_job(jobs, job)
-    log: dict[str, Any] | None = None
+    shown: dict[str, Any] | None = None
     if selected is not None:
-        page = tail_lines(request.app.state.backends.storage, build_id, selected["name"], TAIL_LINES)
-        log = {
+        count = TAIL_LINES if log else 0
+        page = tail_lines(request.app.state.backends.storage, build_id, selected["name"], count)
+        shown = {
             "job": selected,
             "path": f"/api/builds/{build_id}/jobs/{job_path(selected['name'])}/log",
             "filename": f"build-{build_id}-{selected['name'].replace('/', '_')}.log",
@@ -139,7 +141,7 @@ def build_page(request: Request, build_id: int, job: str | None = None) -> HTMLR
         jobs=jobs,
         graph=layout(jobs),
         phases={entry["name"]: phase_view(entry) for entry in jobs},
-        log=log,
+        log=shown,
         tests=tests,
         job_path=job_path,
         job_query=lambda name: "?" + urlencode({"job": name}),

@@ -70,7 +70,9 @@
   }
 
   async function refresh() {
-    const answer = await fetch(location.pathname + location.search, { headers: { Accept: "text/html" } });
+    const query = new URLSearchParams(location.search);
+    query.set("log", "0"); // the log viewer follows its own stream: no lines needed
+    const answer = await fetch(`${location.pathname}?${query}`, { headers: { Accept: "text/html" } });
     if (!answer.ok) return true;
     const page = new DOMParser().parseFromString(await answer.text(), "text/html");
     const fresh = page.getElementById("build-live");
