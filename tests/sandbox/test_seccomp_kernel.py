@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.sandbox import ContainerSpec, container, run
+from runner.sandbox import ContainerSpec, Limits, container, run
 
 pytestmark = pytest.mark.kernel
 
@@ -222,3 +222,15 @@ def test_runner_sandbox_seccomp_flag(tmp_path: Path):
     wrong = _cli(tmp_path, "--seccomp", "off", "--", "true")
     assert wrong.returncode == 2
     assert "invalid choice: 'off'" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_headless_chromium_renders_under_the_filter(sh):
+    """A big, syscall-hungry program (Debian's chromium, which the browser tests install) still works."""
+    page = "data:text/html,<p>rendered-under-seccomp</p>"
+    ran = sh(
+        "cd /tmp && HOME=/tmp exec chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage"
+        f" --dump-dom '{page}' 2>/dev/null",
+        limits=Limits(memory=1 << 30),
+    )
+    assert ran.result.ok, ran.stderr[-2000:]
+    assert "<p>rendered-under-seccomp</p>" in ran.stdout
