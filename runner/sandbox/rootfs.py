@@ -243,7 +243,7 @@ class Rootfs:
 
         if self.templates or self.disk is not None:
             raise SandboxError("a disk limit must be set before the root filesystem is first used")
-        self.disk = Disk.create(self.dir / "disk.img", size)
+        self.disk = Disk.create(self.dir / "disk.img", size, self.paths.host)
         self.upper_root = self.dir / "d"  # mounted over in the template namespaces only
         self.upper_root.mkdir(exist_ok=True)
         self.overlays = self._plan()
