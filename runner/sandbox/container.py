@@ -249,6 +249,8 @@ def spawn(
     for m in spec.mounts:
         if not m.source.exists():
             raise SandboxError(f"mount source {m.source} does not exist")
+    if spec.seccomp == "default":
+        seccomp.program()  # built once per process (or refused: libseccomp missing) before anything is taken
     cleanup: list = []
     if rootfs is None:
         rootfs = Rootfs.create(paths)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.sandbox import ContainerSpec, Limits, container, run
+from runner.sandbox import ContainerSpec, Limits, SandboxError, container, run, seccomp
 
 pytestmark = pytest.mark.kernel
 
@@ -196,7 +196,6 @@ def test_the_zygote_installs_the_same_filter(zygote, sh):
 
 def test_a_filter_that_cannot_be_installed_is_a_setup_error(paths, rootfs, monkeypatch):
     monkeypatch.setattr(container.seccomp, "program", lambda: b"\x00" * 7)  # not a BPF program
-    from runner.sandbox import SandboxError
 
     with pytest.raises(SandboxError, match=r"container setup: .*prctl\(PR_SET_SECCOMP\): EINVAL"):
         run(ContainerSpec(["true"], cwd="/"), rootfs=rootfs, paths=paths)
@@ -234,3 +233,16 @@ def test_headless_chromium_renders_under_the_filter(sh):
     )
     assert ran.result.ok, ran.stderr[-2000:]
     assert "<p>rendered-under-seccomp</p>" in ran.stdout
+
+
+def test_without_libseccomp_spawn_refuses_and_takes_nothing(paths, rootfs, monkeypatch):
+    def refuse() -> bytes:
+        raise seccomp.SeccompError("seccomp: libseccomp.so.2 is not installed")
+
+    monkeypatch.setattr(container.seccomp, "program", refuse)
+    before = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(SandboxError, match=r"libseccomp\.so\.2 is not installed"):
+        run(ContainerSpec(["true"], cwd="/"), rootfs=rootfs, paths=paths)
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    unconfined = run(ContainerSpec(["true"], cwd="/", seccomp="unconfined"), rootfs=rootfs, paths=paths)
+    assert unconfined.ok

@@ -157,3 +157,20 @@ def test_vsock_is_not_a_supported_family(program, numbers):
 
 def test_program_is_built_once_per_process():
     assert seccomp.program() is seccomp.program()
+
+
+def test_a_missing_libseccomp_is_one_line_naming_the_fix(monkeypatch):
+    real = seccomp.ctypes.CDLL
+
+    def cdll(name, *args, **kwargs):
+        if name == "libseccomp.so.2":
+            raise OSError("libseccomp.so.2: cannot open shared object file")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(seccomp, "_program", None)
+    monkeypatch.setattr(seccomp.ctypes, "CDLL", cdll)
+    with pytest.raises(seccomp.SeccompError) as caught:
+        seccomp.program()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "apt-get install libseccomp2" in message and "security: {seccomp: unconfined}" in message
