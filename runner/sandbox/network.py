@@ -36,6 +36,7 @@ from runner.sandbox.types import SandboxError
 MODES = ("none", "bridge", "host")
 BRIDGE_DNS = "10.0.2.3"
 SLIRP_READY_TIMEOUT = 10.0
+_PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private", "--")  # exec's, no fork: same pid
 TAP = "tap0"
 IFB = "ifb0"
 SHAPED_MTU = 1500
@@ -96,12 +97,18 @@ class NetworkNamespace:
         binary = shutil.which("slirp4netns")
         if binary is None:
             raise SandboxError("network 'bridge' needs slirp4netns: apt-get install slirp4netns")
+        if shutil.which("unshare") is None:
+            raise SandboxError("network 'bridge' needs unshare(1): apt-get install util-linux")
         assert self.fd is not None
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
         try:
             self._slirp = subprocess.Popen(
                 [
+                    # slirp's --enable-sandbox makes only `/` private before it detaches the old root, so
+                    # in our mount namespace the detach would unmount host mounts under shared parents
+                    # (/run/netns/*, /run/user/*): it gets a recursively private namespace of its own.
+                    *_PRIVATE_MOUNTS,
                     binary,
                     "--configure",
                     f"--mtu={SHAPED_MTU if self.bandwidth else 65520}",
