@@ -4,6 +4,7 @@ and the build list (`/builds`), filtered by a GET form and paged by build id."""
 from __future__ import annotations
 
 import time
+from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from runner.server.dashboard_queries import STATUSES, DashboardQueries, TrendPoint
+from runner.server.dashboard_queries import STATUSES, TREND, DashboardQueries, TrendPoint
 from runner.server.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -72,26 +73,27 @@ def when(stamp: float | None) -> Markup:
 def trend_svg(points: list[TrendPoint], label: str) -> Markup:
     """Bars of the builds' durations, coloured (and titled) by status, with the test count as a line.
 
-    Oldest build on the left. Every bar has its own <title> (build, status, duration, tests) and the
-    chart a summary title, so the colours are never the only way to read it.
+    Oldest build on the left, the latest at the right edge; a branch with few builds has few bars.
+    Every bar has its own <title> (build, status, duration, tests) and the chart a summary title, so
+    the colours are never the only way to read it.
     """
     count = len(points)
     width, height = TREND_WIDTH, TREND_HEIGHT
-    slot = width / max(count, 1)
-    gap = min(2.0, slot * 0.25)
+    slot = width / max(TREND, count)  # a fixed slot per build, the latest at the right edge
+    gap = 1.5
+    first = width - count * slot
     longest = max((p.duration or 0.0 for p in points), default=0.0) or 1.0
     most_tests = max((p.tests_total for p in points), default=0)
     bars, line = [], []
-    for i, point in enumerate(points):
+    for i, point in enumerate(points):  # f-strings: a dashboard draws thousands of bars
         tall = max(2.0, (point.duration or 0.0) / longest * (height - 2))
-        x = i * slot + gap / 2
+        x = first + i * slot + gap / 2
         tests = f", {point.tests_total} tests ({point.tests_failed} failing)" if point.tests_total else ""
-        tip = f"#{point.build_id} {point.status}, {human_duration(point.duration)}{tests}"
+        tip = escape(f"#{point.build_id} {point.status}, {human_duration(point.duration)}{tests}")
         bars.append(
-            Markup(
-                '<rect class="bar bar-{}" data-build="{}" x="{:.1f}" y="{:.1f}" '
-                'width="{:.1f}" height="{:.1f}" rx="1"><title>{}</title></rect>'
-            ).format(point.status, point.build_id, x, height - tall, slot - gap, tall, tip)
+            f'<rect class="bar bar-{escape(point.status)}" data-build="{point.build_id}" x="{x:.1f}" '
+            f'y="{height - tall:.1f}" width="{slot - gap:.1f}" height="{tall:.1f}" rx="1">'
+            f"<title>{tip}</title></rect>"
         )
         if most_tests:
             y = height - 1 - point.tests_total / most_tests * (height - 4)
@@ -104,15 +106,12 @@ def trend_svg(points: list[TrendPoint], label: str) -> Markup:
         summary += f"; duration {human_duration(min(durations))} to {human_duration(max(durations))}"
     if most_tests:
         summary += f"; tests {points[0].tests_total} to {points[-1].tests_total}"
-    polyline = (
-        Markup('<polyline class="tests" points="{}"/>').format(" ".join(line))
-        if len(line) > 1
-        else Markup("")
-    )
+    polyline = f'<polyline class="tests" points="{" ".join(line)}"/>' if len(line) > 1 else ""
     return Markup(
-        '<svg class="trend" data-testid="trend" data-points="{}" viewBox="0 0 {} {}" width="{}" height="{}" '
-        'role="img"><title>{}</title>{}{}</svg>'
-    ).format(count, width, height, width, height, summary, Markup("").join(bars), polyline)
+        f'<svg class="trend" data-testid="trend" data-points="{count}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img"><title>{escape(summary)}</title>'
+        f"{''.join(bars)}{polyline}</svg>"
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
