@@ -35,46 +35,49 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
 
 
+def in_ns(ns: str, *argv: str) -> list[str]:
+    """`argv` run in the network namespace at path `ns`."""
+    return ["nsenter", f"--net={ns}", "--", *argv]
+
+
 @pytest.fixture
 def outside_netns() -> Iterator[tuple[str, str]]:
-    """(name, address) of a network namespace of the test's, reachable from the host over a veth pair:
-    the stand-in for the outside world (never an outside address)."""
+    """(path, address) of a network namespace of the test's, reachable from the host over a veth pair:
+    the stand-in for the outside world (never an outside address). It is held by a process rather
+    than an `ip netns` mount, so nothing but the holder's death can take it away."""
     tag = f"{os.getpid() % 100000}"
-    ns, host_if, ns_if = f"rt{tag}", f"rta{tag}", f"rtb{tag}"
+    host_if, ns_if = f"rta{tag}", f"rtb{tag}"
     subnet = f"10.231.{os.getpid() % 250}"
-    ip("netns", "add", ns)
+    holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"])
+    ns = f"/proc/{holder.pid}/ns/net"
     try:
+        deadline = time.monotonic() + 10
+        while os.readlink(ns) == os.readlink("/proc/self/ns/net") and time.monotonic() < deadline:
+            time.sleep(0.01)  # until unshare has made the namespace
         ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
-        ip("link", "set", ns_if, "netns", ns)
+        ip("link", "set", ns_if, "netns", str(holder.pid))
         ip("addr", "add", f"{subnet}.1/30", "dev", host_if)
         ip("link", "set", host_if, "up")
-        ip("-n", ns, "addr", "add", f"{subnet}.2/30", "dev", ns_if)
-        ip("-n", ns, "link", "set", ns_if, "up")
-        ip("-n", ns, "link", "set", "lo", "up")
+        subprocess.run(in_ns(ns, "ip", "addr", "add", f"{subnet}.2/30", "dev", ns_if), check=True)
+        subprocess.run(in_ns(ns, "ip", "link", "set", ns_if, "up"), check=True)
+        subprocess.run(in_ns(ns, "ip", "link", "set", "lo", "up"), check=True)
         yield ns, f"{subnet}.2"
     finally:
         subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=20)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+        holder.kill()
+        holder.wait(timeout=10)
 
 
 @pytest.fixture
 def outside_server(outside_netns: tuple[str, str]) -> Iterator[tuple[str, int]]:
     """A TCP server in the outside namespace, answering `hello-from-outside` on port 8080."""
     ns, address = outside_netns
-    server = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            sys.executable,
-            "-c",
-            "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            f"s.bind(('{address}', 8080)); s.listen(); print('up', flush=True)\n"
-            "while True:\n  c, a = s.accept(); c.sendall(b'hello-from-outside'); c.close()",
-        ],
-        stdout=subprocess.PIPE,
+    code = (
+        "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        f"s.bind(('{address}', 8080)); s.listen(); print('up', flush=True)\n"
+        "while True:\n  c, a = s.accept(); c.sendall(b'hello-from-outside'); c.close()"
     )
+    server = subprocess.Popen(in_ns(ns, sys.executable, "-c", code), stdout=subprocess.PIPE)
     try:
         assert server.stdout is not None and server.stdout.readline() == b"up\n"
         yield address, 8080
@@ -274,7 +277,7 @@ def test_dns_comes_from_the_hosts_resolver_configuration(tmp_path, outside_netns
     resolver file is bind-mounted over /etc/resolv.conf; the rest of the machine is untouched."""
     ns, address = outside_netns
     responder = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", DNS_RESPONDER, address],
+        in_ns(ns, sys.executable, "-c", DNS_RESPONDER, address),
         stdout=subprocess.PIPE,
         text=True,
     )
