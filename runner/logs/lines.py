@@ -17,6 +17,7 @@ without one counts too (the recorder always writes whole lines, so this is about
 from __future__ import annotations
 
 import os
+import re
 import struct
 import threading
 from array import array
@@ -29,8 +30,11 @@ from runner.logs.storage import Storage
 
 BLOCK = 64 * 1024  # bytes between checkpoints: the most a lookup reads before the lines it wants
 _SCAN = 1 << 20
-_MAGIC = b"RLI1"
-_HEADER = struct.Struct("<4sQQ")  # magic, bytes scanned (a line start), lines in them
+_MAGIC = b"RLI2"
+_HEADER = struct.Struct("<4sQQQ")  # magic, bytes scanned (a line start), lines in them, step headers
+# how the runner opens a step in the log (workers/sink.py `line_record`); its closing line adds a status
+STEP_START = re.compile(rb"^--- step (.*)$", re.MULTILINE)
+STEP_END = re.compile(rb"^--- step .*: (passed|failed|skipped|canceled|error|running) \(.*\)$")
 
 
 @dataclass
@@ -41,43 +45,49 @@ class LinePage:
     start: int
     lines: list[str]
     complete: bool
+    step: dict[str, Any] | None = None  # the step header (`line`, `name`) the first line is inside
 
     @property
     def last(self) -> int:
         return self.start + len(self.lines) - 1
 
     def as_json(self) -> dict[str, Any]:
-        return {"total": self.total, "start": self.start, "lines": self.lines, "complete": self.complete}
+        return {
+            "total": self.total, "start": self.start, "lines": self.lines, "complete": self.complete,
+            "step": self.step,
+        }  # fmt: skip
 
 
 @dataclass
 class LineIndex:
-    """Checkpoints of one log; `offsets[i]` starts line `numbers[i]`."""
+    """Checkpoints of one log (`offsets[i]` starts line `numbers[i]`) and its step headers' line numbers."""
 
     scanned: int = 0
     lines: int = 0
     offsets: array[int] = field(default_factory=lambda: array("Q", [0]))
     numbers: array[int] = field(default_factory=lambda: array("Q", [1]))
+    steps: array[int] = field(default_factory=lambda: array("Q"))
 
     def to_bytes(self) -> bytes:
         pairs = array("Q")
         for offset, number in zip(self.offsets, self.numbers, strict=True):
             pairs.extend((offset, number))
-        return _HEADER.pack(_MAGIC, self.scanned, self.lines) + pairs.tobytes()
+        header = _HEADER.pack(_MAGIC, self.scanned, self.lines, len(self.steps))
+        return header + pairs.tobytes() + self.steps.tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LineIndex | None:
         """The index in `data`, or None when it is not a whole index file."""
-        if len(data) < _HEADER.size or (len(data) - _HEADER.size) % 16:
+        if len(data) < _HEADER.size:
             return None
-        magic, scanned, lines = _HEADER.unpack_from(data)
-        if magic != _MAGIC:
+        magic, scanned, lines, count = _HEADER.unpack_from(data)
+        body = len(data) - _HEADER.size - 8 * count
+        if magic != _MAGIC or body < 16 or body % 16:
             return None
-        pairs = array("Q")
-        pairs.frombytes(data[_HEADER.size :])
-        if len(pairs) < 2:
-            return None
-        return cls(scanned, lines, array("Q", pairs[0::2]), array("Q", pairs[1::2]))
+        pairs, steps = array("Q"), array("Q")
+        pairs.frombytes(data[_HEADER.size : _HEADER.size + body])
+        steps.frombytes(data[_HEADER.size + body :])
+        return cls(scanned, lines, array("Q", pairs[0::2]), array("Q", pairs[1::2]), steps)
 
     def extend(self, chunk: bytes) -> int:
         """Count the whole lines of `chunk`, which starts at `self.scanned`; returns the bytes used.
@@ -85,6 +95,12 @@ class LineIndex:
         Bytes after the chunk's last newline are left for the next scan (a line being written).
         """
         end = chunk.rfind(b"\n") + 1
+        number, position = self.lines + 1, 0
+        for found in STEP_START.finditer(chunk, 0, end):  # a regular expression: C speed, few matches
+            number += chunk.count(b"\n", position, found.start())
+            position = found.start()
+            if not STEP_END.match(found.group(0)):
+                self.steps.append(number)
         position = 0
         while position < end:
             stop = min(position + BLOCK, end)
@@ -98,6 +114,11 @@ class LineIndex:
                 self.numbers.append(self.lines + 1)
         self.scanned += end
         return end
+
+    def step_before(self, line: int) -> int | None:
+        """The line number of the last step header at or before `line`."""
+        i = bisect_right(self.steps, line)
+        return self.steps[i - 1] if i else None
 
     def checkpoint(self, line: int) -> tuple[int, int]:
         """`(offset, number)` of the last checkpoint at or before line `line`."""
@@ -191,7 +212,8 @@ def read_lines(storage: Storage, build_id: int, job: str, start: int, count: int
     index = load_index(storage, build_id, job)
     total, complete = _total(storage, build_id, job, index)
     last = min(total, start + max(0, count) - 1)
-    return LinePage(total, start, _read(storage, build_id, job, index, start, last), complete)
+    lines = _read(storage, build_id, job, index, start, last)
+    return LinePage(total, start, lines, complete, _step(storage, build_id, job, index, start, lines))
 
 
 def tail_lines(storage: Storage, build_id: int, job: str, count: int) -> LinePage:
@@ -199,7 +221,20 @@ def tail_lines(storage: Storage, build_id: int, job: str, count: int) -> LinePag
     index = load_index(storage, build_id, job)
     total, complete = _total(storage, build_id, job, index)
     start = max(1, total - max(0, count) + 1)
-    return LinePage(total, start, _read(storage, build_id, job, index, start, total), complete)
+    lines = _read(storage, build_id, job, index, start, total)
+    return LinePage(total, start, lines, complete, _step(storage, build_id, job, index, start, lines))
+
+
+def _step(
+    storage: Storage, build_id: int, job: str, index: LineIndex, start: int, lines: list[str]
+) -> dict[str, Any] | None:
+    """The step a page starts inside of, when its header is before the page (so the page can say so)."""
+    header = index.step_before(start)
+    if header is None or header == start or not lines:
+        return None
+    text = _read(storage, build_id, job, index, header, header)
+    found = STEP_START.match(text[0].encode()) if text else None
+    return {"line": header, "name": found.group(1).decode("utf-8", "replace")} if found else None
 
 
 def line_offset(storage: Storage, build_id: int, job: str, line: int) -> tuple[int, int]:

@@ -61,7 +61,7 @@ def test_pages_from_the_start_the_middle_and_beyond_the_end(tmp_path: Path) -> N
 def test_no_log_yet_is_an_empty_page(tmp_path: Path) -> None:
     storage = DirectoryStorage(tmp_path)
     assert tail_lines(storage, 7, "none", 100).as_json() == {
-        "total": 0, "start": 1, "lines": [], "complete": False,
+        "total": 0, "start": 1, "lines": [], "complete": False, "step": None,
     }  # fmt: skip
     assert not (tmp_path / "7").exists()  # reading never creates the job's directory
 
@@ -149,7 +149,23 @@ def test_index_round_trips_and_refuses_bad_bytes() -> None:
     again = LineIndex.from_bytes(index.to_bytes())
     assert again is not None and (again.scanned, again.lines) == (BLOCK + 8, 2)
     assert list(again.offsets) == list(index.offsets) and list(again.numbers) == list(index.numbers)
-    assert LineIndex.from_bytes(b"RLI1" + b"\0" * 20) is None
+    assert LineIndex.from_bytes(b"RLI2" + b"\0" * 28) is None
+    assert LineIndex.from_bytes(index.to_bytes()[:-3]) is None
+
+
+def test_pages_name_the_step_they_start_inside(tmp_path: Path) -> None:
+    storage = DirectoryStorage(tmp_path)
+    lines = ["--- clone 0.1s", "--- step build it", *[f"b{n}" for n in range(3000)],
+             "--- step build it: passed (exited, 1.0s)", "--- step test: all", "t1", "t2"]  # fmt: skip
+    write_lines(storage, lines)
+    index = load_index(storage, 1, "unit")
+    assert list(index.steps) == [2, 3004]  # the closing line of a step is no header
+    assert read_lines(storage, 1, "unit", 1, 5).step is None  # the page holds its headers itself
+    assert read_lines(storage, 1, "unit", 2, 5).step is None
+    assert read_lines(storage, 1, "unit", 500, 5).step == {"line": 2, "name": "build it"}
+    assert tail_lines(storage, 1, "unit", 2).step == {"line": 3004, "name": "test: all"}
+    again = LineIndex.from_bytes(storage.log_path(1, "unit").with_name("log.idx").read_bytes())
+    assert again is not None and list(again.steps) == [2, 3004]
 
 
 @pytest.mark.parametrize("count", [1, 999, 1000, 1001])

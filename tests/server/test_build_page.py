@@ -157,11 +157,12 @@ def test_log_lines_pages_and_tail(client: TestClient) -> None:
     url = f"/api/builds/{build_id}/jobs/build/log/lines"
     first = client.get(url, params={"start": 1, "count": 2}).json()
     assert first == {"total": 3005, "start": 1, "lines": ["--- step compile <it>", first["lines"][1]],
-                     "complete": False}  # fmt: skip
+                     "complete": False, "step": None}  # fmt: skip
     assert client.get(url, params={"start": 3004, "count": 10}).json()["lines"] == ["line 2998", "line 2999"]
     beyond = client.get(url, params={"start": 5000}).json()
     assert (beyond["total"], beyond["start"], beyond["lines"]) == (3005, 5000, [])
     tail = client.get(url, params={"tail": 1000}).json()
+    assert tail["step"] == {"line": 1, "name": "compile <it>"}
     assert tail["start"] == 2006 and len(tail["lines"]) == 1000 and tail["lines"][-1] == "line 2999"
     assert client.get(url, params={"count": 10001}).status_code == 422
     assert client.get(url, params={"start": 0}).status_code == 422
@@ -262,6 +263,13 @@ def test_selected_job_prefers_the_asked_then_failed_then_running() -> None:
     assert selected_job(jobs[:2], "zzz")["name"] == "b"  # type: ignore[index]
     assert selected_job(jobs[:1], None)["name"] == "a"  # type: ignore[index]
     assert selected_job([], None) is None
+
+
+def test_a_tail_inside_a_step_continues_it() -> None:
+    sections = log_sections(500, ["x", "--- step next", "y"], {"line": 2, "name": "build it"})
+    assert [(s["step"], s.get("from"), [n for n, _ in s["lines"]]) for s in sections] == [
+        ("build it", 2, [500]), ("next", None, [501, 502]),
+    ]  # fmt: skip
 
 
 def test_log_sections_split_at_step_headers() -> None:

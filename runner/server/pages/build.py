@@ -94,10 +94,14 @@ def phase_view(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def log_sections(start: int, lines: list[str]) -> list[dict[str, Any]]:
+def log_sections(start: int, lines: list[str], inside: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Lines grouped under the step header (`--- step NAME`) that opens them; lines before any step
-    (clone, image, services) form a section without a name."""
-    sections: list[dict[str, Any]] = [{"step": None, "lines": []}]
+    (clone, image, services) form a section without a name, unless `inside` names the step whose
+    header came before `start` (`{"line", "name"}`): then they continue that step."""
+    first: dict[str, Any] = {"step": None, "lines": []}
+    if inside:
+        first.update(step=inside["name"], **{"from": inside["line"]})
+    sections = [first]
     for number, text in enumerate(lines, start):
         found = _STEP_START.match(text)
         if found and not _STEP_END.match(text):
@@ -129,7 +133,7 @@ def build_page(request: Request, build_id: int, job: str | None = None, log: int
             "start": page.start,
             "last": page.last,
             "complete": page.complete,
-            "sections": log_sections(page.start, page.lines),
+            "sections": log_sections(page.start, page.lines, page.step),
         }
     tests = {"total": 0, "failed": 0}
     for entry in jobs:

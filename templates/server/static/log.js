@@ -154,9 +154,27 @@
     return section.classList.contains("log-step") ? section.querySelector(".log-step-body") : section;
   }
 
-  // Sections (a DocumentFragment) for lines start.. ; `lastSection` continues the lines before them.
-  function build(start, lines, container, lastSection) {
+  // A step whose header is before the loaded lines: "step NAME, continued from line N".
+  function continuedSection(step) {
+    const head = document.createElement("div");
+    head.className = "log-cont-head";
+    const link = document.createElement("a");
+    link.href = `#L${step.line}`;
+    link.textContent = `line ${step.line}`;
+    head.append(`step ${step.name}, continued from `, link);
+    const section = stepSection(step.name, head);
+    section.classList.add("log-cont");
+    return section;
+  }
+
+  // Sections for lines start.. into `container`; `lastSection` continues the lines before them, else
+  // `inside` ({line, name} from the API) names the step the first line belongs to.
+  function build(start, lines, container, lastSection, inside) {
     let current = lastSection;
+    if (!current && inside && lines.length) {
+      current = continuedSection(inside);
+      container.append(current);
+    }
     lines.forEach((text, i) => {
       const n = start + i;
       const line = lineElement(n, text);
@@ -182,7 +200,7 @@
   function setWindow(page) {
     box.replaceChildren();
     matches = [];
-    if (page.lines.length) build(page.start, page.lines, box, null);
+    if (page.lines.length) build(page.start, page.lines, box, null, page.step);
     first = page.start;
     last = page.start + page.lines.length - 1;
     total = page.total;
@@ -193,11 +211,11 @@
   function prepend(page) {
     if (!page.lines.length) return;
     const fragment = document.createDocumentFragment();
-    const tail = build(page.start, page.lines, fragment, null);
+    const tail = build(page.start, page.lines, fragment, null, page.step);
     const head = box.firstElementChild;
-    if (head && head.classList.contains("log-pre") && tail) {
-      // the old first lines belonged to the step the earlier page ends in
-      bodyOf(tail).append(...head.childNodes);
+    if (head && tail && (head.classList.contains("log-pre") || head.classList.contains("log-cont"))) {
+      // the old first lines belonged to the section the earlier page ends in
+      bodyOf(tail).append(...bodyOf(head).childNodes);
       head.remove();
     }
     box.prepend(fragment);
