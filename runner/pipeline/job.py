@@ -89,12 +89,18 @@ DEFAULT_PIDS = 4096  # tasks per step (and service) unless `resources.pids` says
 
 
 def job_limits(job: JobSpec) -> Limits:
-    """The cgroup limits of every container of `job`: its `resources`, and the default pids limit."""
+    """The cgroup limits of every container of `job`: its `resources`, and the default pids limit
+    wherever the host's cgroups have a pids controller to give (a v2 parent may not delegate one)."""
+    from runner.sandbox.cgroups import can_limit
+
     res = job.resources
+    pids = res.pids
+    if pids is None and can_limit("pids"):
+        pids = DEFAULT_PIDS
     return Limits(
         memory=res.memory,
         cpus=res.cpus,
-        pids=res.pids if res.pids is not None else DEFAULT_PIDS,
+        pids=pids,
         io_read_bps=res.io_read_bps,
         io_write_bps=res.io_write_bps,
         io_read_iops=res.io_read_iops,

@@ -223,6 +223,11 @@ class Driver:
     def list_names(self) -> list[str]:
         raise NotImplementedError
 
+    def can_limit(self, controller: str) -> bool:
+        """Whether a limit of `controller` ("pids", "io"...) can be applied here, for defaults that
+        should apply where they can (a limit the user asked for fails with a message instead)."""
+        raise NotImplementedError
+
 
 class V1Driver(Driver):
     version = 1
@@ -312,6 +317,9 @@ class V1Driver(Driver):
                 names.update(p.name for p in base.iterdir() if p.is_dir())
         return sorted(names)
 
+    def can_limit(self, controller: str) -> bool:
+        return (self.blkio is not None) if controller == "io" else controller in self.bases
+
 
 class V2Driver(Driver):
     version = 2
@@ -354,8 +362,9 @@ class V2Driver(Driver):
         }
         for controller, wanted in needed.items():
             if wanted and controller not in self.available:
+                article = "an" if controller[0] in "aeio" else "a"
                 raise SandboxError(
-                    f"a {controller} limit needs the {controller} controller, which cgroup v2 at "
+                    f"{article} {controller} limit needs the {controller} controller, which cgroup v2 at "
                     f"{self.base.parent} does not delegate (enable it in the parent's cgroup.subtree_control)"
                 )
         d = self.base / name
@@ -392,8 +401,23 @@ class V2Driver(Driver):
             return []
         return sorted(p.name for p in self.base.iterdir() if p.is_dir())
 
+    def can_limit(self, controller: str) -> bool:
+        try:
+            self._prepare()
+        except OSError:
+            return False
+        return controller in self.available
+
 
 _driver: Driver | None = None
+
+
+def can_limit(controller: str) -> bool:
+    """`Driver.can_limit` of this host's driver; False where no cgroup hierarchy can be used at all."""
+    try:
+        return driver().can_limit(controller)
+    except SandboxError:
+        return False
 
 
 def driver() -> Driver:

@@ -84,3 +84,22 @@ def test_a_workspace_on_tmpfs_cannot_be_throttled(paths, rootfs):
     spec = ContainerSpec(["true"], cwd="/", workspace=shm, limits=Limits(io_read_bps=RATE))
     with pytest.raises(SandboxError, match=r"io limits need a block device under /dev/shm.*tmpfs"):
         run(spec, rootfs=rootfs, paths=paths)
+
+
+def test_cgroup_v2_here_cannot_throttle_and_says_which_controller(monkeypatch):
+    """This host's v2 hierarchy delegates no io (or pids) controller: a limit fails with the reason, and
+    the jobs' default pids limit is left out there rather than failing every job."""
+    from runner.config.spec import JobSpec, StepSpec
+    from runner.pipeline.job import job_limits
+    from runner.sandbox import cgroups
+
+    mount = next((Path(p) for p, fstype, _ in cgroups._mountinfo() if fstype == "cgroup2"), None)
+    assert mount is not None, "no cgroup2 filesystem is mounted on this machine"
+    v2 = cgroups.V2Driver(mount)
+    assert not v2.can_limit("io") and not v2.can_limit("pids")
+    with pytest.raises(SandboxError, match=r"an io limit needs the io controller, which cgroup v2 at"):
+        v2.create("c-io-test", Limits(io_read_bps=RATE), [(8, 0)])
+    job = JobSpec(name="j", base_name="j", steps=(StepSpec(name="s", run="true"),))
+    assert job_limits(job).pids is not None  # this host's v1 driver has pids
+    monkeypatch.setattr(cgroups, "_driver", v2)
+    assert job_limits(job).pids is None
