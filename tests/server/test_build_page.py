@@ -297,3 +297,34 @@ def test_phase_view_adds_steps_and_the_rest() -> None:
     assert sum(s["share"] for s in view["segments"]) == pytest.approx(100.0)
     assert view["first_share"] == pytest.approx(35.0)
     assert phase_view({"duration": 0, "phases": {}, "steps": []})["segments"] == []
+
+
+def test_graph_columns_follow_needs_and_matrices_group() -> None:
+    from runner.server.graph import layout, matrix_base
+
+    jobs = [
+        {"name": "lint", "status": "passed", "needs": []},
+        {"name": "build", "status": "passed", "needs": []},
+        {"name": "test (py: 3.11, os: a/b)", "status": "failed", "needs": ["build"]},
+        {"name": "test (py: 3.12, os: a/b)", "status": "running", "needs": ["build"]},
+        {"name": "solo (x: 1)", "status": "queued", "needs": ["lint"]},
+        {"name": "deploy", "status": "queued",
+         "needs": ["test (py: 3.11, os: a/b)", "test (py: 3.12, os: a/b)", "lint"]},
+    ]  # fmt: skip
+    graph = layout(jobs)
+    nodes = {node.label: node for node in graph.nodes}
+    assert list(nodes) == ["lint", "build", "test", "solo (x: 1)", "deploy"]
+    assert [nodes[n].column for n in nodes] == [0, 0, 1, 1, 2]
+    group = nodes["test"]
+    assert group.grouped and group.status == "failed"  # the worst member
+    assert [m.label for m in group.members] == ["py: 3.11, os: a/b", "py: 3.12, os: a/b"]
+    assert not nodes["solo (x: 1)"].grouped  # a one-combination matrix stays one plain node
+    assert nodes["deploy"].needs == ["m:test", "j:lint"] and len(graph.edges) == 4  # one edge per node pair
+    assert all(edge.path.startswith("M") for edge in graph.edges)
+    assert graph.width >= nodes["deploy"].x and graph.height >= group.y + group.height
+    assert matrix_base("plain (not a matrix)") == ("plain (not a matrix)", "")
+    # needs naming no known job, or a loop, never hang or fail the page
+    odd = layout([{"name": "a", "status": "queued", "needs": ["b", "ghost"]},
+                  {"name": "b", "status": "queued", "needs": ["a"]}])  # fmt: skip
+    assert len(odd.nodes) == 2
+    assert layout([]).nodes == []
