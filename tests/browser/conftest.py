@@ -6,7 +6,8 @@
   JavaScript exception on any of them fails the test. `web_page` is `pages.new()` (desktop size).
 - `live`: one stack for the session, shared by every browser test: a real redis-server on a free port,
   `runner serve` (uvicorn) on 127.0.0.1, one `runner worker` (Celery), a temporary RUNNER_HOME; it is
-  `tests/workers/stack.py`'s `Stack`, stopped when the session ends.
+  `tests/workers/stack.py`'s `Stack`.
+Both session fixtures stop right after the last browser test of the run, not when the whole suite ends.
 
 The tests that run builds are marked `kernel` (the worker runs jobs in containers).
 """
@@ -14,7 +15,7 @@ The tests that run builds are marked `kernel` (the worker runs jobs in container
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+_STILL_RUNNING: list[Callable[[], None]] = []  # stops of the session's browser and stack
+
+
+def _stopped_early(stop: Callable[[], None]) -> Callable[[], None]:
+    """`stop`, run once: by the fixture at the end of the session, or after the last browser test."""
+    done = False
+
+    def once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            stop()
+
+    _STILL_RUNNING.append(once)
+    return once
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """After the last browser test of the run, stop Chromium and the stack: the rest of the suite
+    (which comes after tests/browser/) should not share the machine with them."""
+    result = yield
+    here = Path(__file__).resolve().parent
+    later = item.session.items[item.session.items.index(item) + 1 :]
+    if not any(here in Path(other.path).resolve().parents for other in later):
+        while _STILL_RUNNING:
+            _STILL_RUNNING.pop()()
+    return result
+
+
 @pytest.fixture(scope="session")
 def chromium_browser() -> Iterator[Any]:
     from playwright.sync_api import expect, sync_playwright
@@ -47,12 +78,24 @@ def chromium_browser() -> Iterator[Any]:
     expect.set_options(timeout=STEP_TIMEOUT_MS)
     for old in screenshot_dir().glob("*.png"):  # the directory shows the last run only
         old.unlink()
-    with sync_playwright() as playwright:
+    playwright = sync_playwright().start()
+    try:
         browser = launch_chromium(playwright)
+    except BaseException:
+        playwright.stop()
+        raise
+
+    def stop() -> None:
         try:
-            yield browser
-        finally:
             browser.close()
+        finally:
+            playwright.stop()
+
+    shutdown = _stopped_early(stop)
+    try:
+        yield browser
+    finally:
+        shutdown()
 
 
 class Pages:
@@ -110,6 +153,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     root = tmp_path_factory.mktemp("browser-stack")
     broker_url, stop_redis = start_redis(root)
     stack = Stack(root, broker_url)
+
+    def stop() -> None:
+        try:
+            stack.stop()
+        finally:
+            stop_redis()
+
+    shutdown = _stopped_early(stop)
     try:
         with ThreadPoolExecutor(1) as pool:  # the worker boots while the server does
             worker = pool.submit(stack.start_worker, "worker")
@@ -117,5 +168,4 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             worker.result()
         yield stack
     finally:
-        stack.stop()
-        stop_redis()
+        shutdown()

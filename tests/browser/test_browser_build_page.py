@@ -56,6 +56,8 @@ def test_a_log_line_appears_while_the_build_runs(live: Any, web_page: Any, tmp_p
     try:
         build_id = push(live, repo, make_repo(repo, {"ci.yml": ci}))
         page = web_page
+        streams: list[str] = []
+        page.on("request", lambda request: streams.append(request.url))
         page.goto(f"{live.url}/builds/{build_id}")
         page.evaluate("window.__notReloaded = true")
         lines = page.locator("[data-testid=log] [data-testid=log-line]")
@@ -69,6 +71,7 @@ def test_a_log_line_appears_while_the_build_runs(live: Any, web_page: Any, tmp_p
         expect(lines.filter(has_text="marker-two-live")).to_have_count(1)
         expect(page.locator("[data-testid=build-status]")).to_contain_text("passed", timeout=60_000)
         assert page.evaluate("window.__notReloaded === true"), "the page reloaded itself"
+        assert any(url.endswith(f"/api/builds/{build_id}/jobs/slow/log/stream") for url in streams), streams
     finally:
         gate.close()
     assert finished(live, build_id)["status"] == "passed"
@@ -125,6 +128,8 @@ def test_the_rerun_button_makes_a_build_and_lands_on_it(
     expect(page.locator("[data-testid=build-status]")).to_contain_text("passed", timeout=60_000)
     rerun = finished(live, new)
     assert rerun["sha"] == talk_build["sha"] and rerun["repo"] == talk_build["repo"]
+    builds = live.client.get("/api/builds", params={"repo": talk_build["repo"]}).json()
+    assert sorted(build["id"] for build in builds) == [old, new]  # one click, one build
 
 
 def test_without_javascript_the_build_page_shows_the_log_tail(
