@@ -171,6 +171,11 @@ def test_log_lines_pages_and_tail(client: TestClient) -> None:
     page = parse(html)
     assert len(page.with_testid("log-line")) == 1000
     assert page.with_testid("log-line")[0]["id"] == "L2006" and 'data-start="2006"' in html
+    links = [a["href"] for tag, a in page.tags if tag == "a" and "log-load-earlier" in (a.get("class") or "")]
+    assert links == ["?job=build&start=1006#log"]  # paging without JavaScript
+    middle = parse(client.get(f"/builds/{build_id}", params={"job": "build", "start": 1006}).text)
+    assert [a["id"] for a in middle.with_testid("log-line")][::999] == ["L1006", "L2005"]
+    assert any(attrs.get("href") == "?job=build&start=2006#log" for _, attrs in middle.tags)
     refresh = parse(client.get(f"/builds/{build_id}", params={"job": "build", "log": 0}).text)
     assert refresh.with_testid("log-line") == [] and len(refresh.with_testid("step")) == 4  # build.js's view
     assert 'Lines 1\u2013<span class="log-first-missing">2005</span> are not shown.' in html

@@ -111,9 +111,12 @@ def log_sections(start: int, lines: list[str], inside: dict[str, Any] | None = N
 
 
 @router.get("/builds/{build_id}", response_class=HTMLResponse)
-def build_page(request: Request, build_id: int, job: str | None = None, log: int = 1) -> HTMLResponse:
-    """`?job=` picks the log's job; `?log=0` leaves the log's lines out (build.js refreshing the rest)."""
-    from runner.logs.lines import tail_lines
+def build_page(
+    request: Request, build_id: int, job: str | None = None, start: int | None = None, log: int = 1
+) -> HTMLResponse:
+    """`?job=` picks the log's job; `?start=N` shows its lines from N instead of the tail (paging
+    without JavaScript); `?log=0` leaves the lines out (build.js refreshing the rest of the page)."""
+    from runner.logs.lines import read_lines, tail_lines
     from runner.server.graph import layout
 
     build = queries(request).get(build_id)
@@ -124,7 +127,12 @@ def build_page(request: Request, build_id: int, job: str | None = None, log: int
     shown: dict[str, Any] | None = None
     if selected is not None:
         count = TAIL_LINES if log else 0
-        page = tail_lines(request.app.state.backends.storage, build_id, selected["name"], count)
+        storage = request.app.state.backends.storage
+        if start is not None and start >= 1:
+            page = read_lines(storage, build_id, selected["name"], start, count)
+        else:
+            page = tail_lines(storage, build_id, selected["name"], count)
+        query = {"job": selected["name"]}
         shown = {
             "job": selected,
             "path": f"/api/builds/{build_id}/jobs/{job_path(selected['name'])}/log",
@@ -134,6 +142,8 @@ def build_page(request: Request, build_id: int, job: str | None = None, log: int
             "last": page.last,
             "complete": page.complete,
             "sections": log_sections(page.start, page.lines, page.step),
+            "earlier": "?" + urlencode({**query, "start": max(1, page.start - TAIL_LINES)}) + "#log",
+            "later": f"?{urlencode({**query, 'start': page.last + 1})}#log" if page.last < page.total else "",
         }
     tests = {"total": 0, "failed": 0}
     for entry in jobs:

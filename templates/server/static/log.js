@@ -275,7 +275,6 @@
       const missing = earlier.querySelector(".log-first-missing");
       if (missing) missing.textContent = String(first - 1);
     }
-    if (earlierButton) earlierButton.hidden = false;
     if (info) info.textContent = `${total} line${total === 1 ? "" : "s"}`;
     if (!laterButton) {
       laterButton = document.createElement("button");
@@ -532,12 +531,21 @@
 
   // ---- start --------------------------------------------------------------------------------
   async function start() {
-    if (earlierButton) earlierButton.addEventListener("click", () => loadEarlier().catch(report));
+    if (earlierButton) {
+      earlierButton.addEventListener("click", (event) => {
+        event.preventDefault(); // the link pages without JavaScript; here the lines are added in place
+        loadEarlier().catch(report);
+      });
+    }
+    const noJsLater = card.querySelector(".log-later-nojs");
+    if (noJsLater) noJsLater.remove(); // "Load later lines" below the log does it in place
     window.addEventListener("hashchange", () => goToAnchor().catch(report));
     const n = anchor();
-    const page = n !== null && n < Math.max(1, total - PAGE + 1)
-      ? await fetchLines({ start: Math.max(1, n - 200), count: PAGE })
-      : await fetchLines({ tail: PAGE });
+    const asked = Number(new URLSearchParams(location.search).get("start")) || 0;
+    let page;
+    if (n !== null && n < Math.max(1, total - PAGE + 1)) page = await fetchLines({ start: Math.max(1, n - 200), count: PAGE });
+    else if (asked >= 1 && n === null) page = await fetchLines({ start: asked, count: PAGE });
+    else page = await fetchLines({ tail: PAGE });
     setWindow(page);
     if (n !== null) highlight(n);
     else box.scrollTop = box.scrollHeight;
