@@ -108,12 +108,13 @@ class DashboardQueries:
 
     # ---- the dashboard ----
 
-    def branches(self, limit: int = BRANCHES, trend: int = TREND) -> list[RepoGroup]:
-        """Repositories with their branches' latest builds and trends, most recent activity first."""
+    def branches(self, repo: str | None = None, limit: int = BRANCHES, trend: int = TREND) -> list[RepoGroup]:
+        """Repositories (or `repo`) with their branches' latest builds and trends, most recent first."""
         now = time.time()
+        only = [Build.repo == repo] if repo else []
         latest = (
             select(func.max(Build.id).label("id"))
-            .where(Build.branch != "")
+            .where(Build.branch != "", *only)
             .group_by(Build.repo, Build.branch)
             .subquery()
         )

@@ -73,6 +73,13 @@ def test_branches_show_their_latest_build_and_a_trend_of_recent_builds(client):
     repos = [r.attrs["data-repo"] for r in page.testid("repo-branch")]
     assert repos[0] == "o/lib"
 
+    # one repository, as the build pages' breadcrumbs link it
+    only = client.get("/?repo=o/app").text
+    assert set(rows_by_branch(only)) == {("o/app", "main"), ("o/app", "dev")}
+    assert 'href="/">All repositories' in only
+    missing = client.get("/?repo=o/nothing").text
+    assert rows_by_branch(missing) == {} and "No branch builds of o/nothing" in missing
+
 
 def test_the_queue_lists_waiting_and_running_jobs(client):
     finished = stage(client, "o/app", "main", "passed")

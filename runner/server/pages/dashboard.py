@@ -115,12 +115,14 @@ def trend_svg(points: list[TrendPoint], label: str) -> Markup:
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request) -> HTMLResponse:
+def index(request: Request, repo: str | None = None) -> HTMLResponse:
+    """Every repository, or only `?repo=` (the queue always shows every job)."""
     found = _queries(request)
-    groups = found.branches()
+    groups = found.branches((repo or "").strip() or None)
     queue, queued_total = found.queue()
     return render(
         "index.html",
+        repo=(repo or "").strip(),
         groups=groups,
         branch_count=sum(len(g.branches) for g in groups),
         queue=queue,
