@@ -26,6 +26,7 @@ import shutil
 import stat
 import struct
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -210,10 +211,15 @@ class Disk:
         return cls(image, size, number, fd)
 
     def close(self) -> None:
-        """Let the loop device go: it detaches itself once no mount uses it any more (autoclear)."""
+        """Let the loop device go: it detaches itself once no mount uses it any more (autoclear).
+
+        The last close of a loop device waits for the kernel to tear it down (tens of milliseconds),
+        so it happens on a thread of its own: the job's end does not wait for it."""
         if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+            fd, self.fd = self.fd, None
+            threading.Thread(
+                target=os.close, args=(fd,), name=f"loop{self.number}-release", daemon=True
+            ).start()
         self.image.unlink(missing_ok=True)
 
 
