@@ -48,7 +48,7 @@ def test_direct_writes_and_reads_of_the_workspace_run_at_the_limit(paths, rootfs
     free_read = timed(paths, rootfs, READ.format(path=target), workspace, Limits())
     limited_read = timed(paths, rootfs, READ.format(path=target), workspace, Limits(io_read_bps=RATE))
     for free, limited in ((free_write, limited_write), (free_read, limited_read)):
-        assert 1.5 <= limited <= 4.0, (free, limited)  # 20 MiB at 10 MiB/s: about 2 s
+        assert 1.5 <= limited <= 6.0, (free, limited)  # 20 MiB at 10 MiB/s: about 2 s
         assert free * 3 < limited, (free, limited)
 
 
@@ -56,7 +56,7 @@ def test_the_writable_layer_is_throttled_too_on_its_own_disk(paths, workspace):
     with Rootfs.create(paths) as rootfs:
         rootfs.limit_disk(64 * MiB)
         seconds = timed(paths, rootfs, WRITE.format(path="/f"), workspace, Limits(io_write_bps=RATE))
-    assert 1.5 <= seconds <= 4.0, seconds
+    assert 1.5 <= seconds <= 6.0, seconds
 
 
 def test_the_limits_are_written_for_the_disks_under_the_container(paths, workspace):
