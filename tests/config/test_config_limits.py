@@ -119,13 +119,20 @@ def test_schema_describes_the_new_limits() -> None:
     assert io["additionalProperties"] is False
 
 
-def test_every_container_of_a_job_gets_a_pids_limit() -> None:
+def test_every_container_of_a_job_gets_a_pids_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the host has a pids controller (the kernel tests check which it has: test_limits_io_kernel)."""
+    from runner.sandbox import cgroups
+
+    monkeypatch.setattr(cgroups, "can_limit", lambda controller: controller == "pids")
     job = compile_text("jobs:\n  t:\n    steps: [x]\n").job("t")
     assert job_limits(job).pids == DEFAULT_PIDS == 4096
     job = compile_text("jobs:\n  t:\n    resources: {pids: 50, io: {read_bps: 1M}}\n    steps: [x]\n").job(
         "t"
     )
     assert job_limits(job) == Limits(pids=50, io_read_bps=1024 * 1024)
+    monkeypatch.setattr(cgroups, "can_limit", lambda controller: False)  # a v2 parent delegating none
+    assert job_limits(compile_text("jobs:\n  t:\n    steps: [x]\n").job("t")).pids is None
+    assert job_limits(job).pids == 50  # asked for: kept, so that the sandbox fails with the reason
 
 
 def test_io_max_lines_follow_the_cgroup_v2_format() -> None:
