@@ -116,3 +116,11 @@ def finished(live: Any, build_id: int, status: str = "passed") -> dict[str, Any]
     build: dict[str, Any] = live.wait_build(build_id, timeout=60)
     assert build["status"] == status, build
     return build
+
+
+def visit(page: Any, url: str) -> Any:
+    """`page.goto(url)`, failing at once (with the body's start) unless the server answers 200."""
+    response = page.goto(url)
+    assert response is not None, f"no response for {url}"
+    assert response.status == 200, f"{url} answered {response.status}: {response.text()[:500]}"
+    return response

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-from browser_helpers import Gate, finished, push, screenshot
+from browser_helpers import Gate, finished, push, screenshot, visit
 from playwright.sync_api import expect
 from server_helpers import TOKEN, make_repo
 
@@ -23,6 +24,10 @@ jobs:
         run: |
           printf '%s\\n' 'first line' "a quok""ka in the morning" 'plain middle' "second quok""ka"
           printf '%s\\n' 'nothing here' "third quok""ka at noon" 'the end'
+  other:
+    steps:
+      - name: say something else
+        run: echo from the other job
 """
 WORD = "quok" + "ka"
 
@@ -43,7 +48,7 @@ jobs:
 
 @pytest.fixture(scope="module")
 def talk_build(live: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A finished, passed build whose log holds WORD on three lines."""
+    """A finished, passed build: the log of its job `talk` holds WORD on three lines."""
     repo = tmp_path_factory.mktemp("talk") / "talk"
     sha = make_repo(repo, {"ci.yml": SEARCH_CI})
     return finished(live, push(live, repo, sha))
@@ -58,7 +63,7 @@ def test_a_log_line_appears_while_the_build_runs(live: Any, web_page: Any, tmp_p
         page = web_page
         streams: list[str] = []
         page.on("request", lambda request: streams.append(request.url))
-        page.goto(f"{live.url}/builds/{build_id}")
+        visit(page, f"{live.url}/builds/{build_id}")
         page.evaluate("window.__notReloaded = true")
         lines = page.locator("[data-testid=log] [data-testid=log-line]")
         expect(lines.filter(has_text="marker-one-live")).to_have_count(1)
@@ -71,7 +76,8 @@ def test_a_log_line_appears_while_the_build_runs(live: Any, web_page: Any, tmp_p
         expect(lines.filter(has_text="marker-two-live")).to_have_count(1)
         expect(page.locator("[data-testid=build-status]")).to_contain_text("passed", timeout=60_000)
         assert page.evaluate("window.__notReloaded === true"), "the page reloaded itself"
-        assert any(url.endswith(f"/api/builds/{build_id}/jobs/slow/log/stream") for url in streams), streams
+        stream = f"/api/builds/{build_id}/jobs/slow/log/stream"
+        assert any(urlsplit(url).path == stream for url in streams), streams
     finally:
         gate.close()
     assert finished(live, build_id)["status"] == "passed"
@@ -81,7 +87,7 @@ def test_the_log_search_counts_highlights_and_moves_between_matches(
     live: Any, talk_build: dict[str, Any], web_page: Any
 ) -> None:
     page = web_page
-    page.goto(f"{live.url}/builds/{talk_build['id']}")
+    visit(page, f"{live.url}/builds/{talk_build['id']}?job=talk")
     log = page.locator("[data-testid=log]")
     expect(log.locator("[data-testid=log-line]").filter(has_text="the end")).to_have_count(1)
     page.locator("input[data-testid=log-search]").fill(WORD)
@@ -118,7 +124,11 @@ def test_the_rerun_button_makes_a_build_and_lands_on_it(
 ) -> None:
     page = web_page
     old = talk_build["id"]
-    page.goto(f"{live.url}/builds/{old}")
+    visit(page, f"{live.url}/builds/{old}")
+    page.locator("input[data-testid=api-token]").fill("not-the-token")
+    page.locator("button[data-testid=rerun]").click()
+    expect(page.get_by_text("Wrong token")).to_be_visible()
+    assert page.url.endswith(f"/builds/{old}")
     page.locator("input[data-testid=api-token]").fill(TOKEN)
     page.locator("button[data-testid=rerun]").click()
     page.wait_for_url(re.compile(r"/builds/(\d+)(\?.*)?$"))
@@ -136,9 +146,44 @@ def test_without_javascript_the_build_page_shows_the_log_tail(
     live: Any, talk_build: dict[str, Any], pages: Any
 ) -> None:
     page = pages.new(java_script_enabled=False)
-    page.goto(f"{live.url}/builds/{talk_build['id']}")
+    visit(page, f"{live.url}/builds/{talk_build['id']}?job=talk")
     lines = page.locator("[data-testid=log] [data-testid=log-line]")
     expect(lines.filter(has_text="the end")).to_have_count(1)
     expect(lines.filter(has_text=WORD)).to_have_count(3)
     expect(page.locator("[data-testid=build-status]")).to_contain_text("passed")
     expect(page.locator("a[data-testid=log-raw]")).to_have_attribute("href", re.compile(r"/log$"))
+
+
+def test_the_job_links_show_one_job_log_at_a_time(
+    live: Any, talk_build: dict[str, Any], web_page: Any
+) -> None:
+    page = web_page
+    visit(page, f"{live.url}/builds/{talk_build['id']}?job=talk")
+    links = page.locator("a[data-testid=job-link]")
+    lines = page.locator("[data-testid=log] [data-testid=log-line]")
+    expect(links).to_have_count(2)
+    expect(links.filter(has_text="talk")).to_have_attribute("aria-current", "true")
+    expect(lines.filter(has_text="the end")).to_have_count(1)
+    links.filter(has_text="other").click()
+    expect(page).to_have_url(re.compile(r"[?&]job=other\b"))
+    expect(lines.filter(has_text="from the other job")).to_have_count(1)
+    expect(lines.filter(has_text="the end")).to_have_count(0)
+    expect(links.filter(has_text="other")).to_have_attribute("aria-current", "true")
+
+
+def test_the_cancel_button_stops_a_running_build(live: Any, web_page: Any, tmp_path: Path) -> None:
+    gate = Gate()  # never opened: only the cancel ends the step
+    repo = tmp_path / "cancel-me"
+    try:
+        build_id = push(live, repo, make_repo(repo, {"ci.yml": LIVE_CI.format(wait=gate.wait_command())}))
+        page = web_page
+        visit(page, f"{live.url}/builds/{build_id}")
+        lines = page.locator("[data-testid=log] [data-testid=log-line]")
+        expect(lines.filter(has_text="marker-one-live")).to_have_count(1)
+        page.locator("input[data-testid=api-token]").fill(TOKEN)
+        page.locator("button[data-testid=cancel]").click()
+        expect(page.locator("[data-testid=build-status]")).to_contain_text("canceled")
+        expect(page.locator("button[data-testid=cancel]")).to_have_count(0)
+    finally:
+        gate.close()
+    assert live.wait_build(build_id, timeout=60)["status"] == "canceled"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser_helpers import PHONE, finished, junit, push
+from browser_helpers import PHONE, finished, junit, push, visit
 from playwright.sync_api import expect
 from server_helpers import make_repo
 
@@ -50,8 +50,7 @@ def test_each_page_renders_on_a_phone_and_in_the_dark(
 ) -> None:
     options = {"viewport": PHONE, "is_mobile": True, "has_touch": True} if look == "phone" else {}
     page = pages.new(color_scheme="dark", **options) if look == "dark" else pages.new(**options)
-    response = page.goto(live.url + path.format(id=smoke_build["id"]))
-    assert response is not None and response.status == 200, response and response.status
+    visit(page, live.url + path.format(id=smoke_build["id"]))
     expect(page.locator(hook).first).to_be_visible()
     if look == "phone":
         overflow = page.evaluate(

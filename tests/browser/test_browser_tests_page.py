@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser_helpers import finished, junit, push, screenshot
+from browser_helpers import finished, junit, push, screenshot, visit
 from playwright.sync_api import expect
 from server_helpers import commit, make_repo
 
@@ -47,7 +47,7 @@ def case(page: Any, name: str) -> Any:
 
 def test_a_failed_test_expands_to_its_trace(live: Any, two_builds: Any, web_page: Any) -> None:
     page = web_page
-    page.goto(f"{live.url}/builds/{two_builds[1]['id']}/tests")
+    visit(page, f"{live.url}/builds/{two_builds[1]['id']}/tests")
     beta = case(page, "beta")
     expect(beta).to_have_count(1)
     expect(beta).to_have_attribute("data-status", "failed")
@@ -62,7 +62,7 @@ def test_a_failed_test_expands_to_its_trace(live: Any, two_builds: Any, web_page
 def test_new_failures_and_fixes_across_two_builds(live: Any, two_builds: Any, web_page: Any) -> None:
     first, second = two_builds
     page = web_page
-    page.goto(f"{live.url}/builds/{second['id']}/tests")
+    visit(page, f"{live.url}/builds/{second['id']}/tests")
     expect(case(page, "beta")).to_have_attribute("data-change", "new_failure")
     expect(case(page, "beta")).to_have_attribute("data-status", "failed")
     expect(case(page, "alpha")).to_have_attribute("data-change", "fixed")
@@ -71,14 +71,14 @@ def test_new_failures_and_fixes_across_two_builds(live: Any, two_builds: Any, we
     expect(page.locator("[data-testid=tests-summary]")).to_be_visible()
     screenshot(page, "tests-second-build")
     # the first build's failure was new then (no earlier build of the branch passed it)
-    page.goto(f"{live.url}/builds/{first['id']}/tests")
+    visit(page, f"{live.url}/builds/{first['id']}/tests")
     expect(case(page, "alpha")).to_have_attribute("data-status", "failed")
     expect(case(page, "beta")).to_have_attribute("data-change", "")
 
 
 def test_without_javascript_a_test_case_still_expands(live: Any, two_builds: Any, pages: Any) -> None:
     page = pages.new(java_script_enabled=False)
-    page.goto(f"{live.url}/builds/{two_builds[1]['id']}/tests")
+    visit(page, f"{live.url}/builds/{two_builds[1]['id']}/tests")
     beta = case(page, "beta")
     trace = beta.locator("[data-testid=test-trace]")
     expect(trace).to_be_hidden()
