@@ -98,6 +98,8 @@ def test_empty_results_say_so_and_offer_the_way_back(client):
     ids, _, _, text = read_page(client, "/builds?before=abc&after=")  # junk bounds are ignored
     assert len(ids) == 1
     assert "No builds yet" not in text
+    ids, _, _, text = read_page(client, "/builds?repo=o/app&before=1")  # past the oldest
+    assert ids == [] and 'href="/builds?repo=o%2Fapp">Back to the newest builds' in text
 
 
 def test_hostile_values_are_escaped_in_rows_form_and_links(client):

@@ -172,6 +172,7 @@ def build_list(
         page=page,
         filters=filters,
         filtered=any(filters.values()),
+        paged=_int(before) is not None or _int(after) is not None,
         statuses=STATUSES,
         repos=found.repos(),
         branches=found.branch_names(filters["repo"] or None),
