@@ -27,7 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workers"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from browser_helpers import DESKTOP, STEP_TIMEOUT_MS, launch_chromium, screenshot, screenshot_dir
+from browser_helpers import (
+    DESKTOP,
+    STEP_TIMEOUT_MS,
+    launch_chromium,
+    safe_name,
+    screenshot,
+    screenshot_dir,
+)
 from helpers.redis_server import start_redis
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -120,7 +127,8 @@ class Pages:
         suffix = "FAILED" if failed else "end"
         try:
             for number, (_context, page) in enumerate(self.opened):
-                label = f"{name}-{suffix}" if number == 0 else f"{name}-{number}-{suffix}"
+                base = safe_name(name.removeprefix("test_"))  # test_x[a-b] -> x-a-b
+                label = f"{base}-{suffix}" if number == 0 else f"{base}-{number}-{suffix}"
                 if not page.is_closed():
                     screenshot(page, label)
         finally:

@@ -1,8 +1,10 @@
 """Every results page at phone size (375x800) and in the dark colour scheme: it answers, it renders
-without a JavaScript error or a page-wide sideways scroll, and its screenshot is kept (by `pages`)."""
+without a JavaScript error or a page-wide sideways scroll, and its screenshot is kept (by `pages`).
+Also the dashboard's branch row and trend, and the build list's filter form."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -57,3 +59,25 @@ def test_each_page_renders_on_a_phone_and_in_the_dark(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at 375px wide"
+
+
+def test_the_dashboard_shows_the_branch_and_the_build_list_filters_by_repository(
+    live: Any, smoke_build: dict[str, Any], web_page: Any
+) -> None:
+    page = web_page
+    visit(page, f"{live.url}/")
+    branch = page.locator(f"[data-testid=repo-branch][data-repo='{smoke_build['repo']}'][data-branch=main]")
+    expect(branch).to_have_attribute("data-status", "passed")
+    trend = branch.locator("svg[data-testid=trend]")
+    expect(trend).to_have_attribute("data-points", "1")
+    expect(page.locator("[data-testid=queue]")).to_be_visible()
+    visit(page, f"{live.url}/builds")
+    filters = page.locator("form[data-testid=build-filters]")
+    filters.locator("select[name=repo]").select_option(smoke_build["repo"])
+    filters.locator("[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"[?&]repo=local%2Fsmoke\b"))
+    rows = page.locator("[data-testid=build-row]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-status", "passed")
+    rows.first.locator(f"a[href='/builds/{smoke_build['id']}']").first.click()
+    expect(page.locator("[data-testid=build-status]")).to_have_text("passed")
