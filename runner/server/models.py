@@ -112,7 +112,7 @@ class TestCase(Base):
     __test__ = False  # not a pytest test class
     __tablename__ = "test_cases"
     __table_args__ = (
-        Index("ix_test_cases_key_build", "key", "build_id"),
+        Index("ix_test_cases_key_build", "key", "build_id", "status"),
         Index("ix_test_cases_build_status", "build_id", "status"),
     )
 

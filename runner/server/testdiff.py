@@ -24,7 +24,8 @@ CHANGE_RANK = {"new_failure": 0, "still_failing": 1, "fixed": 2}
 PAGE_SIZE = 200
 HISTORY = 20  # builds in a case's history strip
 SLOWEST = 10
-SHOWN_TEXT = 32 * 1024  # characters of a trace or output the page shows (the API has it all)
+SUITES_SHOWN = 100  # rows of the suites table (failing suites first): a big build has thousands
+SHOWN_TEXT = 16 * 1024  # characters of a trace or output the page shows (the JSON has it all)
 
 STATUS_FILTERS = ("failing", "failed", "error", "flaky", "passed", "skipped")
 CHANGE_FILTERS = ("changed", *CHANGES)
@@ -109,15 +110,29 @@ class Filters:
     change: str = ""
     text: str = ""
     page: int = 1
+    case: str = ""  # one case's key (`case_key`): the history strip's links show that case
 
     @classmethod
-    def parse(cls, status: str | None, change: str | None, text: str | None, page: int | None) -> Filters:
+    def parse(
+        cls,
+        status: str | None,
+        change: str | None,
+        text: str | None,
+        page: int | None,
+        case: str | None = None,
+    ) -> Filters:
+        key = (case or "").strip().lower()
         return cls(
             status=status if status in STATUS_FILTERS else "",
             change=change if change in CHANGE_FILTERS else "",
             text=(text or "").strip()[:200],
             page=max(1, page or 1),
+            case=key if len(key) == 32 and all(c in "0123456789abcdef" for c in key) else "",
         )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.status or self.change or self.text or self.case)
 
     def wants_status(self, status: str) -> bool:
         if not self.status:
@@ -130,6 +145,8 @@ class Filters:
         return what is not None if self.change == "changed" else what == self.change
 
     def wants_text(self, case: dict[str, Any]) -> bool:
+        if self.case and case.get("key") != self.case:
+            return False
         if not self.text:
             return True
         needle = self.text.casefold()
@@ -138,7 +155,13 @@ class Filters:
 
     def query(self, **over: Any) -> dict[str, Any]:
         """The query string of this filter with `over` changed (empty values left out)."""
-        values = {"status": self.status, "change": self.change, "q": self.text, "page": self.page}
+        values = {
+            "status": self.status,
+            "change": self.change,
+            "q": self.text,
+            "case": self.case,
+            "page": self.page,
+        }
         values.update(over)
         return {k: v for k, v in values.items() if v and not (k == "page" and v == 1)}
 
@@ -152,8 +175,8 @@ def _shown(text: str) -> tuple[str, bool]:
 def tests_view(queries: Any, build: dict[str, Any], filters: Filters) -> dict[str, Any]:
     """What the tests page shows: counts, suites, the slowest cases, and one page of cases with history.
 
-    Page 1 holds every failing and flaky case and every fixed one (those that match the filter);
-    passing and skipped cases follow, `PAGE_SIZE` per page.
+    Page 1 holds every failing and flaky case and every fixed one (those that match the filter), then
+    passing and skipped cases up to `PAGE_SIZE` cases in all; the later pages hold `PAGE_SIZE` of those.
     """
     from runner.server.testqueries import TestQueries
 
@@ -184,15 +207,22 @@ def tests_view(queries: Any, build: dict[str, Any], filters: Filters) -> dict[st
         for c in noteworthy
         if filters.wants_status(c["status"]) and filters.wants_change(c["change"]) and filters.wants_text(c)
     ]
+    # Page 1 has every noteworthy case, then passing and skipped ones up to PAGE_SIZE cases in all;
+    # the later pages hold PAGE_SIZE of those each.
+    first_fill = max(0, PAGE_SIZE - len(shown))
     if filters.page > 1:
         shown = []
+        offset, limit = first_fill + (filters.page - 2) * PAGE_SIZE, PAGE_SIZE
+    else:
+        offset, limit = 0, first_fill
 
     statuses = tuple(s for s in ("passed", "skipped") if filters.wants_status(s))
     others_total, others = 0, []
     if statuses and not filters.change:
         exclude = {c["id"] for c in noteworthy if c["status"] not in NOTEWORTHY_STATUSES}
-        offset = (filters.page - 1) * PAGE_SIZE
-        others_total, rows = tests.others(build_id, exclude, statuses, filters.text, offset, PAGE_SIZE)
+        others_total, rows = tests.others(
+            build_id, exclude, statuses, filters.text, offset, limit, filters.case
+        )
         for row in rows:
             case = _case(row, jobs, None)
             case["key"] = row.key
@@ -203,13 +233,13 @@ def tests_view(queries: Any, build: dict[str, Any], filters: Filters) -> dict[st
     history = tests.history((c["key"] for c in shown), [b.id for b in recent])
     details = tests.details(c["id"] for c in shown)
     for case in shown:
-        statuses_by_build = history.get(case.pop("key"), {})
+        statuses_by_build = history.get(case["key"], {})
         case["history"] = [(ref, statuses_by_build.get(ref.id)) for ref in recent]
         trace, output = details.get(case["id"], ("", ""))
         case["trace"], case["trace_cut"] = _shown(trace)
         case["output"], case["output_cut"] = _shown(output)
 
-    suites = _suites(tests.suites(build_id), jobs)
+    suites = _suites(tests.suites(build_id), jobs)  # failing suites first
     slowest = [_case(row, jobs, None) for row in tests.slowest(build_id, SLOWEST)]
     summary = _summary(tests.status_counts(build_id))
     return {
@@ -222,11 +252,12 @@ def tests_view(queries: Any, build: dict[str, Any], filters: Filters) -> dict[st
         "noteworthy_total": len(noteworthy),
         "others_total": others_total,
         "page": filters.page,
-        "pages": max(1, math.ceil(others_total / PAGE_SIZE)),
+        "pages": 1 + math.ceil(max(0, others_total - first_fill) / PAGE_SIZE),
         "page_size": PAGE_SIZE,
         "builds": recent,
         "slowest": [c for c in slowest if c["duration"] > 0],
-        "suites": suites,
+        "suites": suites[:SUITES_SHOWN],
+        "suites_total": len(suites),
     }
 
 

@@ -149,8 +149,10 @@ class TestQueries:
         text: str,
         offset: int,
         limit: int,
+        key: str = "",
     ) -> tuple[int, list[Any]]:
-        """(how many, one page) of the build's cases with one of `statuses`, but not the ids in `exclude`."""
+        """(how many, one page) of the build's cases with one of `statuses`, but not the ids in `exclude`
+        (matching `text`, and only the case `key` when given)."""
         conditions: list[ColumnElement[bool]] = [
             TestCase.build_id == build_id,
             TestCase.status.in_(statuses),
@@ -159,8 +161,12 @@ class TestQueries:
             conditions.append(TestCase.id.not_in(sorted(exclude)))
         if text:
             conditions.append(text_filter(text))
+        if key:
+            conditions.append(TestCase.key == key)
         with self.sessions() as s:
             total = s.scalar(select(func.count()).select_from(TestCase).where(*conditions)) or 0
+            if limit <= 0:
+                return int(total), []
             query = select(*BRIEF).where(*conditions).order_by(TestCase.id).offset(offset).limit(limit)
             return int(total), list(s.execute(query))
 

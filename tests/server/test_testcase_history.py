@@ -56,17 +56,24 @@ def test_the_history_strip_shows_the_branch_s_last_builds_oldest_first(client):
     shown = main[-HISTORY:]
     assert [m.attrs["href"].split("/")[2] for m in marks] == [str(i) for i in shown]
     assert [m.attrs["data-status"] for m in marks] == [statuses[i] for i in shown]
+    key = case_key("unit", "s", "T.a")
     assert all(
-        m.tag == "a" and m.attrs["href"] == f"/builds/{i}/tests?q=T.a"
+        m.tag == "a" and m.attrs["href"] == f"/builds/{i}/tests?case={key}"
         for m, i in zip(marks, shown, strict=True)
     )
-    assert marks[0].attrs["aria-label"] == f"build {shown[0]}: {statuses[shown[0]]}"
-    assert marks[0].attrs["title"] == marks[0].attrs["aria-label"]
+    linked = dom(client.get(marks[0].attrs["href"]).text).find_all(data_testid="test-case")  # that case only
+    assert [c.find(data_testid="test-name").text for c in linked] == ["T.a"]
+    assert [c.attrs["data-status"] for c in linked] == [statuses[shown[0]]]
+    assert marks[0].attrs["title"] == f"build {shown[0]}: {statuses[shown[0]]}"  # its accessible name
     assert [m.attrs.get("aria-current") for m in marks] == [None] * (HISTORY - 1) + ["page"]
     assert strip in cases["T.a"].children[0].children  # in the <summary>: seen without opening the case
 
     new = [m.attrs["data-status"] for m in cases["T.new"].find(data_testid="test-history").children]
     assert new == ["none"] * (HISTORY - 3) + ["passed"] * 3  # it did not exist in the older builds
+    assert (
+        cases["T.new"].find(data_testid="test-history").children[0].attrs["title"]
+        == f"build {shown[0]}: did not run"
+    )
 
     older = main[1]  # an old build's strip stops at that build
     early = cases_by_name(dom(client.get(f"/builds/{older}/tests").text))["T.a"]

@@ -36,7 +36,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("line", sa.Integer, nullable=True))
         batch.add_column(sa.Column("trace", sa.Text, nullable=False, server_default=""))
         batch.add_column(sa.Column("output", sa.Text, nullable=False, server_default=""))
-    op.create_index("ix_test_cases_key_build", "test_cases", ["key", "build_id"])
+    op.create_index("ix_test_cases_key_build", "test_cases", ["key", "build_id", "status"])
     op.create_index("ix_test_cases_build_status", "test_cases", ["build_id", "status"])
 
     bind = op.get_bind()
