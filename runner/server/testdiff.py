@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,20 +175,39 @@ def _shown(text: str) -> tuple[str, bool]:
     return text[:SHOWN_TEXT], True
 
 
-def tests_view(queries: Any, build: dict[str, Any], filters: Filters) -> dict[str, Any]:
-    """What the tests page shows: counts, suites, the slowest cases, and one page of cases with history.
+@dataclass
+class BuildCases:
+    """What the tests page reads of a whole build, whatever the filter or page: kept for finished builds."""
 
-    Page 1 holds every failing and flaky case and every fixed one (those that match the filter), then
-    passing and skipped cases up to `PAGE_SIZE` cases in all; the later pages hold `PAGE_SIZE` of those.
-    """
-    from runner.server.testqueries import TestQueries
+    jobs: dict[int, tuple[int, str]]
+    noteworthy: list[dict[str, Any]]  # failing, flaky and fixed cases, in page order
+    changes: dict[str, int]
+    suites: list[dict[str, Any]]
+    slowest: list[dict[str, Any]]
+    summary: dict[str, int]
 
-    tests = TestQueries(queries.sessions)
+
+#: A finished build's test cases never change, so a few are kept per store (weakly, by its sessions).
+CACHED_BUILDS = 16
+_cache_lock = threading.Lock()
+_caches: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[int, str, int | None], BuildCases]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _build_cases(tests: Any, queries: Any, build: dict[str, Any], previous_id: int | None) -> BuildCases:
+    finished = build.get("finished_at")
+    key = (build["id"], str(finished), previous_id)  # a later-finishing older build changes the comparison
+    if finished:
+        with _cache_lock:
+            cache = _caches.setdefault(queries.sessions, OrderedDict())
+            found = cache.get(key)
+            if found is not None:
+                cache.move_to_end(key)
+                return found
     build_id = build["id"]
     jobs = tests.job_names(build_id)
-    previous_id = tests.previous_build(build)
     before = tests.failing(previous_id) if previous_id is not None else {}
-
     changes = dict.fromkeys(CHANGES, 0)
     noteworthy: list[dict[str, Any]] = []
     for row in tests.noteworthy(build_id, before):
@@ -202,8 +224,39 @@ def tests_view(queries: Any, build: dict[str, Any], filters: Filters) -> dict[st
             c["id"],
         )
     )
+    slowest = [_case(row, jobs, None) for row in tests.slowest(build_id, SLOWEST)]
+    found = BuildCases(
+        jobs=jobs,
+        noteworthy=noteworthy,
+        changes=changes,
+        suites=_suites(tests.suites(build_id), jobs),  # failing suites first
+        slowest=[c for c in slowest if c["duration"] > 0],
+        summary=_summary(tests.status_counts(build_id)),
+    )
+    if finished:
+        with _cache_lock:
+            cache = _caches.setdefault(queries.sessions, OrderedDict())
+            cache[key] = found
+            while len(cache) > CACHED_BUILDS:
+                cache.popitem(last=False)
+    return found
+
+
+def tests_view(queries: Any, build: dict[str, Any], filters: Filters) -> dict[str, Any]:
+    """What the tests page shows: counts, suites, the slowest cases, and one page of cases with history.
+
+    Page 1 holds every failing and flaky case and every fixed one (those that match the filter), then
+    passing and skipped cases up to `PAGE_SIZE` cases in all; the later pages hold `PAGE_SIZE` of those.
+    """
+    from runner.server.testqueries import TestQueries
+
+    tests = TestQueries(queries.sessions)
+    build_id = build["id"]
+    previous_id = tests.previous_build(build)
+    whole = _build_cases(tests, queries, build, previous_id)
+    jobs, noteworthy = whole.jobs, whole.noteworthy
     shown = [
-        c
+        dict(c)  # the page adds history and text to its own copy
         for c in noteworthy
         if filters.wants_status(c["status"]) and filters.wants_change(c["change"]) and filters.wants_text(c)
     ]
@@ -239,14 +292,11 @@ def tests_view(queries: Any, build: dict[str, Any], filters: Filters) -> dict[st
         case["trace"], case["trace_cut"] = _shown(trace)
         case["output"], case["output_cut"] = _shown(output)
 
-    suites = _suites(tests.suites(build_id), jobs)  # failing suites first
-    slowest = [_case(row, jobs, None) for row in tests.slowest(build_id, SLOWEST)]
-    summary = _summary(tests.status_counts(build_id))
     return {
         "build_id": build_id,
         "previous_build_id": previous_id,
-        "summary": summary,
-        "changes": changes,
+        "summary": whole.summary,
+        "changes": whole.changes,
         "filters": filters,
         "cases": shown,
         "noteworthy_total": len(noteworthy),
@@ -255,9 +305,9 @@ def tests_view(queries: Any, build: dict[str, Any], filters: Filters) -> dict[st
         "pages": 1 + math.ceil(max(0, others_total - first_fill) / PAGE_SIZE),
         "page_size": PAGE_SIZE,
         "builds": recent,
-        "slowest": [c for c in slowest if c["duration"] > 0],
-        "suites": suites[:SUITES_SHOWN],
-        "suites_total": len(suites),
+        "slowest": whole.slowest,
+        "suites": whole.suites[:SUITES_SHOWN],
+        "suites_total": len(whole.suites),
     }
 
 
