@@ -126,6 +126,7 @@ def up_main(args: argparse.Namespace) -> int:
             env["RUNNER_WEBHOOK_SECRET"] = secrets.token_hex(16)
         url = f"http://{HOST if host in ('0.0.0.0', '::') else host}:{port}"
         env.setdefault("RUNNER_PUBLIC_URL", url)
+        env.setdefault("RUNNER_ALLOW_LOCAL_REPOS", "1")  # the printed curl builds this checkout, by file://
         runner = [sys.executable, "-m", "runner.cli"]
         children.append(subprocess.Popen([*runner, "serve", "--host", host, "--port", str(port)], env=env))
         children.append(subprocess.Popen([*runner, "worker", "--concurrency", "1"], env=env))
