@@ -72,3 +72,25 @@ def test_the_default_pids_limit_stops_a_task_bomb_and_the_job_says_so(tmp_path: 
 
 def _indent(text: str) -> str:
     return "".join(f"          {line}\n" for line in text.splitlines())
+
+
+def test_a_limit_the_host_cannot_apply_is_the_runners_error_naming_the_piece(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """This host's cgroup v2 hierarchy (beside v1) delegates no io controller: a job asking for io limits
+    there errors, saying so, instead of running unthrottled."""
+    from runner.sandbox import cgroups
+
+    mount = next((Path(p) for p, fstype, _ in cgroups._mountinfo() if fstype == "cgroup2"), None)
+    assert mount is not None, "no cgroup2 filesystem is mounted on this machine"
+    monkeypatch.setattr(cgroups, "_driver", cgroups.V2Driver(mount))
+    result, _ = run_yaml(
+        tmp_path,
+        "jobs:\n  io:\n    network: none\n    resources: {io: {write_bps: 1M}}\n    steps: [echo hi]\n",
+    )
+    job = result.jobs["io"]
+    assert job.status == "error", job.reason
+    assert job.reason.startswith("step 'echo hi' could not start: an io limit needs the io controller"), (
+        job.reason
+    )
+    assert "does not delegate" in job.reason
