@@ -78,6 +78,12 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
         default="default",
         help="syscall filter: default (Docker-like allow-list) or unconfined (none)",
     )
+    p.add_argument(
+        "--userns",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="container root as an unprivileged host uid (default: where the kernel allows; RUNNER_USERNS)",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments, after --")
     p.set_defaults(handler=_lazy("runner.commands.sandbox:main"))
 

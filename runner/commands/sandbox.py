@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
         if not workspace.is_dir():
             return _fail(f"workspace {args.workspace} does not exist or is not a directory")
     if os.geteuid() != 0:
-        return _fail("containers need root for now (user namespaces arrive with the hardening issue)")
+        return _fail("containers need root (the runner itself maps container root to an unprivileged uid)")
     spec = ContainerSpec(
         argv=command,
         env=env,
@@ -80,6 +80,11 @@ def main(args: argparse.Namespace) -> int:
         pty=args.tty,
         seccomp=args.seccomp,
     )
+    userns_flag = getattr(args, "userns", None)
+    if userns_flag is not None:  # --userns insists (an error where the kernel refuses); --no-userns: none
+        from runner.sandbox import userns
+
+        spec.userns = userns.default_idmap() if userns_flag else None
     try:
         return _run(spec, args.image, args.network, disk, bandwidth)
     except SandboxError as exc:
@@ -89,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
 def _run(
     spec: ContainerSpec, image: str, network_mode: str, disk: int | None = None, bandwidth: int | None = None
 ) -> int:
-    from runner.sandbox import NetworkNamespace, Rootfs, SandboxError, spawn
+    from runner.sandbox import NetworkNamespace, Rootfs, SandboxError, spawn, userns
     from runner.settings import Paths
 
     paths = Paths.default()
@@ -130,6 +135,8 @@ def _run(
         if disk is not None:
             rootfs.limit_disk(disk)
         container = spawn(spec, rootfs=rootfs, network=network, on_output=on_output, paths=paths)
+        if rootfs.userns_note and spec.userns == "auto" and userns.setting():  # the kernel refused
+            print(f"runner sandbox: {rootfs.userns_note}", file=sys.stderr)
 
         def forward(signum: int, frame: object) -> None:
             container.kill()

@@ -327,6 +327,8 @@ class Builder:
                     result = run(spec, rootfs=rootfs, network=net, on_output=self.log, paths=self.paths)
             except SandboxError as exc:
                 raise ImageError(f"RUN could not start: {exc}") from None
+            if rootfs.userns_note:  # RUN went without a user namespace: say why (the layer is the same)
+                self.out("  " + rootfs.userns_note)
             if not result.ok:
                 what = result.reason if result.reason != "exited" else f"exit code {result.exit_code}"
                 raise ImageError(f"RUN {' '.join(argv[-1:])!s} failed ({what})")

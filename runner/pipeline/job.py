@@ -207,6 +207,7 @@ class JobAttempt:
         if job.resources.disk is not None:  # SandboxError (no loop device, no mkfs): the job errors
             self.rootfs.limit_disk(job.resources.disk)
         self.phase("image", started, describe(job.image))
+        self._decide_userns()
         try:
             self.network = NetworkNamespace.create(job.network, bandwidth=job.resources.bandwidth)
         except SandboxError as exc:
@@ -225,6 +226,19 @@ class JobAttempt:
             self._save_caches()
         if self.control.stopped != "canceled":
             self._upload()
+
+    def _decide_userns(self) -> None:
+        """Whether the job's containers run in a user namespace (see runner.sandbox.userns): decided
+        once for its filesystem and workspace, with one line in the log when they do not."""
+        from runner.sandbox import userns
+
+        assert self.rootfs is not None and self.scratch is not None and self.workspace is not None
+        if not self.job.security.userns:
+            self.log(f"user namespace off (security: {{userns: false}} in ci.yml): {userns.FALLBACK}")
+            return
+        userns.decide(self.rootfs, [str(self.workspace), str(self.scratch / "env")])
+        if self.rootfs.userns_note:
+            self.log(self.rootfs.userns_note)
 
     def _prepare_dirs(self) -> None:
         self.paths.tmp.mkdir(parents=True, exist_ok=True)
@@ -273,6 +287,7 @@ class JobAttempt:
             seccomp=self.job.security.seccomp,
             limits=job_limits(self.job),
             timeout=timeout,
+            userns="auto" if self.job.security.userns else None,
         )
 
     def _execute(self, spec: ContainerSpec, on_output: OutputCallback) -> Result:
@@ -334,8 +349,9 @@ class JobAttempt:
             mask=self.masker.mask,
             control=self.control,
             env={key: self.env[key] for key in ("PATH", "HOME", "CI", "RUNNER") if key in self.env},
-            limits=job_limits(self.job),
             seccomp=self.job.security.seccomp,
+            limits=job_limits(self.job),
+            userns=self.job.security.userns,
         )
         try:
             self.services.start()
@@ -346,6 +362,9 @@ class JobAttempt:
             return False
         finally:
             self.phase("services", started, ", ".join(s.name for s in self.job.services))
+            for service in self.services.running:  # e.g. a service image on a filesystem without idmaps
+                if service.rootfs.userns_note and self.job.security.userns:
+                    self.log(f"service {service.spec.name!r}: {service.rootfs.userns_note}")
         return True
 
     # -- steps ------------------------------------------------------------------------------------

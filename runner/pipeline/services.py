@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from runner.config.spec import SeccompMode, ServiceSpec
 from runner.pipeline.control import JobControl
@@ -72,10 +73,12 @@ class Services:
         env: dict[str, str],
         limits: Limits | None = None,
         seccomp: SeccompMode = "default",
+        userns: bool = True,
     ) -> None:
         self.specs = specs
-        self.limits = limits or Limits()  # the job's resources: each service gets them as a step does
         self.seccomp: SeccompMode = seccomp  # the job's `security.seccomp`, for services and probes
+        self.userns: Literal["auto"] | None = "auto" if userns else None  # and its `security.userns`
+        self.limits = limits or Limits()  # the job's resources: each service gets them as a step does
         self.job = job
         self.network = network
         self.paths = paths
@@ -118,6 +121,7 @@ class Services:
             hosts=self.hosts,
             limits=self.limits,
             seccomp=self.seccomp,
+            userns=self.userns,
         )
         try:
             container = service.container = spawn(
@@ -189,6 +193,7 @@ class Services:
             hosts=self.hosts,
             timeout=self.control.bound(timeout),
             seccomp=self.seccomp,
+            userns=self.userns,
         )
         try:
             container = spawn(

@@ -5,7 +5,9 @@ Process layout (no helper binary, no exec before the user's command):
     caller thread: unshare(CLONE_NEWPID) for its own children only, fork, setns back to its pid namespace
         └──▶ pid 1 of the new pid namespace: joins its cgroup, enters its own copy of the rootfs's
              template mount namespace (overlays, /dev and /sys are mounted there once per job), joins
-             the job's network, mounts /proc and the workspace, pivot_root, drops capabilities, execs
+             the job's network, mounts /proc and the workspace, pivot_root, joins the job's user
+             namespace (the last namespace: every other one stays the host root's, see userns.py),
+             drops capabilities, execs
 
 The container's pid 1 dies with the calling thread (parent-death signal), and when it exits the
 kernel kills everything else in its pid namespace. Setup errors travel back on a close-on-exec pipe,
@@ -26,7 +28,7 @@ import time
 import uuid
 from typing import Any
 
-from runner.sandbox import cgroups, mounts, records, seccomp, syscalls, template
+from runner.sandbox import cgroups, mounts, records, seccomp, syscalls, template, userns
 from runner.sandbox.capabilities import DEFAULT_MASK
 from runner.sandbox.network import NetworkNamespace
 from runner.sandbox.rootfs import Rootfs
@@ -64,7 +66,7 @@ class Container:
         status_fd: int | None = None,
         pidfd: int | None = None,
     ) -> None:
-        # the status pipe: the user-namespace relay's or the zygote's report of how pid 1 ended
+        # the status pipe: the zygote's report of how pid 1 ended
         self._status_fd = status_fd
         self._pidfd = pidfd  # set when the zygote is the parent: we signal through it, and cannot wait
         self.spec = spec
@@ -79,6 +81,7 @@ class Container:
         self._lock = threading.Lock()
         self._result: Result | None = None
         self._status: int | None = None
+        self.userns: IdMap | None = None  # the user namespace it runs in, if any (see userns.py)
 
     def kill(self, reason: str = "killed") -> None:
         """Kill the whole process tree: SIGKILL to pid 1 makes the kernel kill its whole pid namespace."""
@@ -257,7 +260,13 @@ def spawn(
         cleanup.append(rootfs.destroy)
     try:
         plan = mounts.plan_for(rootfs, spec, network.resolv_conf if network is not None else None)
-        mnt_fd = template.mount_namespace(rootfs, plan, network)
+        idmap = userns.resolve(spec.userns, rootfs, [source for source, _, _ in plan.binds])
+        if idmap is not None and max(spec.uid, spec.gid) >= idmap.count:
+            raise SandboxError(
+                f"user {spec.uid}:{spec.gid} is outside the user namespace's {idmap.count} ids"
+                " (run it with security: {userns: false})"
+            )
+        mnt_fd = template.mount_namespace(rootfs, plan, network, idmap)
     except BaseException:
         for action in cleanup:
             action()
@@ -271,7 +280,7 @@ def spawn(
             action()
         raise
     try:
-        return _start(spec, plan, mnt_fd, network, cgroup, on_output, cleanup)
+        return _start(spec, plan, mnt_fd, network, cgroup, on_output, cleanup, idmap)
     except BaseException:
         try:
             cgroup.remove()
@@ -343,6 +352,7 @@ def _start(
     cgroup: cgroups.Cgroup,
     on_output: OutputCallback | None,
     cleanup: list,
+    idmap: IdMap | None = None,
 ) -> Container:
     procs_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in cgroup.procs_files]
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -362,8 +372,7 @@ def _start(
     env.setdefault("HOSTNAME", spec.hostname)
     env.setdefault("HOME", "/root" if spec.uid == 0 else "/")
     zygote = _current_zygote()
-    needs_status = spec.userns is not None or zygote is not None
-    status_r, status_w = os.pipe2(os.O_CLOEXEC) if needs_status else (None, None)
+    status_r, status_w = os.pipe2(os.O_CLOEXEC) if zygote is not None else (None, None)
     child = _Child(
         spec,
         plan,
@@ -375,6 +384,7 @@ def _start(
         env,
         child_console.fileno() if child_console is not None else None,
         status_w,
+        idmap,
     )
     started = time.monotonic()
     pidfd: int | None = None
@@ -417,6 +427,7 @@ def _start(
             os.close(fd)
         raise SandboxError(error[1:].decode(errors="replace"))
     container = Container(spec, pid, cgroup, parent_fds, on_output, started, cleanup, status_r, pidfd)
+    container.userns = idmap
     if error and on_output is not None:  # exec failed: the command's fault (not found...), as a shell says
         on_output("stderr", b"runner: " + error[1:])
     return container
@@ -441,6 +452,7 @@ class _Child:
         env: dict[str, str],
         console_fd: int | None,
         status_w: int | None = None,
+        idmap: IdMap | None = None,
     ) -> None:
         self.spec = spec
         self.plan = plan
@@ -453,6 +465,8 @@ class _Child:
         self.env = env
         self.console_fd = console_fd
         self.status_w = status_w
+        self.idmap = idmap  # join this user namespace (userns_fd) as the last namespace step
+        self.userns_fd = userns.userns_fd(idmap) if idmap is not None else None
         # built once per process, here in the caller: the child only installs it (one prctl)
         self.seccomp_filter = seccomp.program() if spec.seccomp == "default" else None
 
@@ -472,6 +486,7 @@ class _Child:
         self.stdio = {name: index(fd) for name, fd in self.stdio.items()}
         self.console_fd = index(self.console_fd) if self.console_fd is not None else None
         self.status_w = index(self.status_w) if self.status_w is not None else None
+        self.userns_fd = index(self.userns_fd) if self.userns_fd is not None else None
         return fds
 
     def adopt(self, fds: list[int]) -> None:
@@ -483,6 +498,7 @@ class _Child:
         self.stdio = {name: fds[i] for name, i in self.stdio.items()}
         self.console_fd = fds[self.console_fd] if self.console_fd is not None else None
         self.status_w = fds[self.status_w] if self.status_w is not None else None
+        self.userns_fd = fds[self.userns_fd] if self.userns_fd is not None else None
 
     def _fail(self, kind: bytes, message: str, code: int) -> None:
         try:
@@ -507,27 +523,22 @@ class _Child:
             )
             if self.own_net:
                 flags |= syscalls.CLONE_NEWNET
-            if spec.userns is not None:
-                # pivot while still root outside (a root copied into a user namespace is locked), with a
-                # bare /proc of this pid namespace: the kernel lets a user namespace mount proc only where
-                # a fully visible one exists. The real pid 1 then mounts its own, masked, over it.
-                syscalls.unshare(flags & ~syscalls.CLONE_NEWNET)
-                mounts.perform(self.plan, masked_proc=False)
-                self._enter_user_namespace(spec.userns)
-                syscalls.unshare(flags | syscalls.CLONE_NEWPID)
-                self._relay_for_pid1()  # returns in the new pid 1 only
-                mounts.mount_proc("/")
-            else:
-                syscalls.unshare(flags)
-                mounts.perform(self.plan)
+            syscalls.unshare(flags)
+            if self.idmap is not None:  # what perform() creates in the overlay belongs to container root
+                userns.act_as_mapped_root(self.idmap)
+            mounts.perform(self.plan, userns_fd=self.userns_fd)
             syscalls.sethostname(spec.hostname)
             if self.own_net:
                 syscalls.loopback_up()
+                if self.idmap is not None:
+                    userns.open_low_ports()
             self._stdio()
             try:
                 os.chdir(spec.cwd)
             except OSError:
                 raise SandboxError(f"working directory {spec.cwd} does not exist in the container") from None
+            if self.userns_fd is not None:  # last: every other namespace stays the host root's
+                userns.enter(self.userns_fd)
             self._drop_privileges()
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
                 signal.signal(sig, signal.SIG_DFL)
@@ -545,60 +556,6 @@ class _Child:
             self._fail(_ERR_EXEC, f"{spec.argv[0]}: {reason}", code)
         except BaseException as exc:
             self._fail(_ERR_SETUP, f"exec {spec.argv[0]}: {exc}", 125)
-
-    def _enter_user_namespace(self, idmap: IdMap) -> None:
-        """unshare(CLONE_NEWUSER); a helper, still root outside, writes our id maps; become root inside.
-
-        Everything that needs the host's root (the cgroup, the template mount namespace, the job's
-        network) is joined before this; namespaces made after it are owned by the new user namespace,
-        which is what lets the container mount its own /proc.
-        """
-        ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(ready_w)
-                os.read(ready_r, 1)
-                target = os.getppid()
-                for name in ("uid_map", "gid_map"):
-                    with open(f"/proc/{target}/{name}", "w") as f:
-                        f.write(f"0 {idmap.host_start} {idmap.count}\n")
-                os._exit(0)
-            except BaseException:
-                os._exit(1)
-        os.close(ready_r)
-        syscalls.unshare(syscalls.CLONE_NEWUSER)
-        os.write(ready_w, b"u")
-        os.close(ready_w)
-        _, status = os.waitpid(pid, 0)
-        if status != 0:
-            raise SandboxError(
-                f"cannot write the user namespace's id maps (host ids from {idmap.host_start})"
-            )
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
-        os.setgroups([])
-
-    def _relay_for_pid1(self) -> None:
-        """Fork the container's pid 1 (in the namespaces just made) and, here, pass on how it ended."""
-        pid = os.fork()
-        if pid == 0:
-            syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
-            return
-        os.close(self.err_w)
-        for fd in set(self.stdio.values()):
-            os.close(fd)
-        if self.console_fd is not None:
-            os.close(self.console_fd)
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-        assert self.status_w is not None
-        os.write(self.status_w, struct.pack("i", status))
-        os._exit(0)
 
     def _stdio(self) -> None:
         null = os.open("/dev/null", os.O_RDWR)
@@ -624,7 +581,7 @@ class _Child:
 
     def _drop_privileges(self) -> None:
         spec = self.spec
-        if not _privileges_prepared:
+        if not _privileges_prepared or self.userns_fd is not None:  # joining a user namespace refills it
             syscalls.drop_bounding_set(DEFAULT_MASK, _CAP_LAST)
             syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
         syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_CLEAR_ALL)
@@ -634,3 +591,4 @@ class _Child:
             os.setuid(spec.uid)
         else:
             syscalls.capset(DEFAULT_MASK)
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)  # a change of uid or fsuid cleared it

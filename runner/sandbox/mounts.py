@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.sandbox import syscalls as sc
+from runner.sandbox import userns
 from runner.sandbox.rootfs import Overlay, Rootfs
-from runner.sandbox.types import ContainerSpec
+from runner.sandbox.types import ContainerSpec, IdMap
 
 # /proc entries that leak host information or allow harm: hidden (files get /dev/null, dirs an empty tmpfs)
 PROC_MASKED = ("kcore", "keys", "timer_list", "sched_debug", "latency_stats", "timer_stats", "acpi", "scsi")
@@ -82,8 +83,11 @@ def _ensure_file(path: str) -> None:
             pass
 
 
-def prepare_template(plan: MountPlan) -> None:
-    """In a fresh mount namespace: the parts every container over this rootfs shares (done once per job)."""
+def prepare_template(plan: MountPlan, idmap: IdMap | None = None, userns_fd: int | None = None) -> None:
+    """In a fresh mount namespace: the parts every container over this rootfs shares (done once per job).
+
+    With `idmap`, the overlays are mounted on idmapped layers and what is created here (mount points,
+    device nodes) is owned by the container's root (see userns.py)."""
     root = plan.root
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     if plan.disk is not None:  # the job's size-limited filesystem, under its upper and work dirs
@@ -94,19 +98,25 @@ def prepare_template(plan: MountPlan) -> None:
         for overlay in plan.overlays:
             _ensure_dir(overlay.upper)
             _ensure_dir(overlay.work)
-    for overlay in plan.overlays:
+    overlays = plan.overlays
+    if idmap is not None and userns_fd is not None:
+        overlays = userns.stage_overlays(overlays, os.path.join(os.path.dirname(root), "i"), userns_fd)
+        userns.act_as_mapped_root(idmap)
+    for overlay in overlays:
         target = os.path.join(root, overlay.target) if overlay.target else root
         options = overlay.options()
         if len(options) < MAX_MOUNT_OPTIONS:
             sc.mount("overlay", target, "overlay", sc.MS_NODEV, options)
         else:  # deep images: the option string would not fit in a page
             sc.mount_fs_with_options("overlay", target, overlay.option_list(), sc.MOUNT_ATTR_NODEV)
-    _mount_dev(root)
+    _mount_dev(root, tty_gid=5 + (idmap.host_gid_start if idmap is not None else 0))
     _mount_sys(root)
 
 
-def perform(plan: MountPlan, *, masked_proc: bool = True) -> None:
-    """In the container's own copy of the template namespace: workspace, binds, /proc, then pivot_root."""
+def perform(plan: MountPlan, *, masked_proc: bool = True, userns_fd: int | None = None) -> None:
+    """In the container's own copy of the template namespace: workspace, binds, /proc, then pivot_root.
+
+    With `userns_fd`, binds are idmapped through that user namespace (files keep their owners)."""
     root = plan.root
     for source, target, readonly in plan.binds:
         dest = os.path.join(root, target)
@@ -114,7 +124,10 @@ def perform(plan: MountPlan, *, masked_proc: bool = True) -> None:
             _ensure_dir(dest)
         else:
             _ensure_file(dest)
-        sc.bind(source, dest, readonly=readonly, recursive=True, flags=sc.MS_NOSUID | sc.MS_NODEV)
+        if userns_fd is not None:
+            userns.bind(source, dest, userns_fd, readonly=readonly, recursive=True)
+        else:
+            sc.bind(source, dest, readonly=readonly, recursive=True, flags=sc.MS_NOSUID | sc.MS_NODEV)
     if masked_proc:
         mount_proc(root)
     else:
@@ -126,14 +139,17 @@ def perform(plan: MountPlan, *, masked_proc: bool = True) -> None:
             if os.path.islink(target):  # e.g. resolv.conf -> /run/systemd/...: a link cannot be mounted on
                 os.unlink(target)
             _ensure_file(target)
-            sc.bind(etc_source, target, readonly=True)
+            if userns_fd is not None:
+                userns.bind(etc_source, target, userns_fd, readonly=True)
+            else:
+                sc.bind(etc_source, target, readonly=True)
     os.chdir(root)
     sc.pivot_root(".", ".")
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
 
 
-def _mount_dev(root: str) -> None:
+def _mount_dev(root: str, tty_gid: int = 5) -> None:
     dev = os.path.join(root, "dev")
     _ensure_dir(dev)
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
@@ -147,7 +163,7 @@ def _mount_dev(root: str) -> None:
         os.path.join(dev, "pts"),
         "devpts",
         sc.MS_NOSUID | sc.MS_NOEXEC,
-        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        f"newinstance,ptmxmode=0666,mode=0620,gid={tty_gid}",  # the image's tty group (5), as host ids
     )
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
     os.chmod(os.path.join(dev, "shm"), 0o1777)

@@ -13,8 +13,13 @@ from collections.abc import Callable
 from runner.sandbox.types import SandboxError
 
 
-def namespace_fd(kind: str, setup: Callable[[], None], what: str) -> int:
-    """Fork a child that runs `setup` (which unshares and prepares the namespace) and return an fd to it."""
+def namespace_fd(
+    kind: str, setup: Callable[[], None], what: str, before_open: Callable[[int], None] | None = None
+) -> int:
+    """Fork a child that runs `setup` (which unshares and prepares the namespace) and return an fd to it.
+
+    `before_open(pid)` runs here, once the child is ready (a user namespace's id maps are written by
+    its parent)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -40,6 +45,8 @@ def namespace_fd(kind: str, setup: Callable[[], None], what: str) -> int:
         if answer != b"k":
             detail = answer[1:].decode(errors="replace") or "the helper process died"
             raise SandboxError(f"cannot {what}: {detail}")
+        if before_open is not None:
+            before_open(pid)
         return os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         try:

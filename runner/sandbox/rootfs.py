@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.sandbox import records
-from runner.sandbox.types import SandboxError
+from runner.sandbox.types import IdMap, SandboxError
 from runner.settings import Paths
 
 HOST_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -193,6 +193,10 @@ class Rootfs:
         self.env: dict[str, str] = {}  # the image's own environment, for callers that run its commands
         self.image_config: dict[str, Any] = {}  # the rest of the image's config (User, WorkingDir...)
         self.on_destroy: list[Callable[[], None]] = []  # e.g. releasing the image's lease in the store
+        # the user namespace of its "auto" containers (userns.decide): the mapping, or None and why not
+        self.userns: IdMap | None = None
+        self.userns_decided = False
+        self.userns_note: str | None = None
 
     @classmethod
     def create(cls, paths: Paths, layers: list[Path] | None = None, base: str | None = "host") -> Rootfs:

@@ -6,14 +6,18 @@ that mounts them in a fresh mount namespace (private propagation: nothing reache
 an fd to that namespace. Each container then `setns`es into it and `unshare`s a copy of its own, in
 which it mounts only what is its own (/proc, the workspace) before pivot_root. The fd is the only
 thing holding the namespace: closing it (or the runner dying) unmounts everything.
+
+Containers in a user namespace get a template of their own, whose overlays sit on idmapped layers
+(see userns.py): one per rootfs, network and mapping.
 """
 
 from __future__ import annotations
 
-from runner.sandbox import mounts, syscalls
+from runner.sandbox import mounts, syscalls, userns
 from runner.sandbox.network import NetworkNamespace
 from runner.sandbox.nsholder import namespace_fd
 from runner.sandbox.rootfs import Rootfs
+from runner.sandbox.types import IdMap
 
 
 def _key(network: NetworkNamespace | None) -> object:
@@ -24,16 +28,25 @@ def _key(network: NetworkNamespace | None) -> object:
     return ("ns", network.fd)
 
 
-def mount_namespace(rootfs: Rootfs, plan: mounts.MountPlan, network: NetworkNamespace | None) -> int:
-    key = _key(network)
+def mount_namespace(
+    rootfs: Rootfs,
+    plan: mounts.MountPlan,
+    network: NetworkNamespace | None,
+    idmap: IdMap | None = None,
+) -> int:
+    """The fd of the template mount namespace for containers over `rootfs` in `network`, made on
+    first use; with `idmap`, its overlays are on idmapped layers (for containers in that user namespace)."""
+    key = (_key(network), idmap)
     with rootfs.lock:  # containers over one rootfs may start from several threads at once
         fd = rootfs.templates.get(key)
         if fd is None:
-            fd = rootfs.templates[key] = _create(plan, network)
+            fd = rootfs.templates[key] = _create(plan, network, idmap)
         return fd
 
 
-def _create(plan: mounts.MountPlan, network: NetworkNamespace | None) -> int:
+def _create(plan: mounts.MountPlan, network: NetworkNamespace | None, idmap: IdMap | None) -> int:
+    fd_userns = userns.userns_fd(idmap) if idmap is not None else None
+
     def setup() -> None:
         flags = syscalls.CLONE_NEWNS
         if network is None:
@@ -41,6 +54,8 @@ def _create(plan: mounts.MountPlan, network: NetworkNamespace | None) -> int:
         syscalls.unshare(flags)
         if network is not None and network.fd is not None:
             syscalls.setns(network.fd, syscalls.CLONE_NEWNET)
-        mounts.prepare_template(plan)
+            if idmap is not None:  # the job's own network namespace, never the host's
+                userns.open_low_ports()
+        mounts.prepare_template(plan, idmap, fd_userns)
 
     return namespace_fd("mnt", setup, "mount the root filesystem")

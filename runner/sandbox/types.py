@@ -49,10 +49,16 @@ class Mount:
 
 @dataclass(frozen=True)
 class IdMap:
-    """A user-namespace mapping: container ids [0, count) -> host ids [host_start, host_start+count)."""
+    """A user-namespace mapping: container ids [0, count) -> host ids [host_start, host_start+count)
+    (groups from `gid_start` when the subordinate gid range differs from the uid range)."""
 
     host_start: int
     count: int = 65536
+    gid_start: int | None = None
+
+    @property
+    def host_gid_start(self) -> int:
+        return self.host_start if self.gid_start is None else self.gid_start
 
 
 @dataclass
@@ -86,5 +92,7 @@ class ContainerSpec:
     limits: Limits = field(default_factory=Limits)
     timeout: float | None = None  # seconds
     pty: bool = False  # one pseudo-terminal for stdout and stderr (colour), reported as "stdout"
-    userns: IdMap | None = None
+    # "auto": in a user namespace where RUNNER_USERNS and the kernel allow (see userns.py), else
+    # without one; an IdMap: in one with exactly that mapping (an error if impossible); None: never
+    userns: IdMap | Literal["auto"] | None = "auto"
     seccomp: Literal["default", "unconfined"] = "default"  # the syscall filter of seccomp.py, or none
