@@ -214,3 +214,8 @@ def test_subordinate_ranges_come_from_subuid_for_runner_then_root(tmp_path):
 def test_the_userns_fd_is_one_per_mapping(paths: Paths):
     assert userns.userns_fd(IdMap(HOST_START)) == userns.userns_fd(IdMap(HOST_START))
     assert userns.userns_fd(IdMap(HOST_START)) != userns.userns_fd(IdMap(HOST_START + 65536))
+
+
+def test_a_terminal_belongs_to_container_root_and_the_tty_group(sh):
+    ran = sh("stat -c '%u %g' $(tty)", pty=True)
+    assert ran.result.ok and ran.stdout.strip() == "0 5", ran.stdout
