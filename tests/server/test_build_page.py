@@ -235,8 +235,11 @@ def test_cancel_and_rerun_forms_check_the_token(client: TestClient, tmp_path: Pa
     assert client.post("/builds/999/rerun", data={"token": TOKEN}).status_code == 404
     unset = settings_for(tmp_path / "b", redis_url, api_token=None)
     with TestClient(create_app(unset)) as other:
-        refused = other.post(f"/builds/{build_id}/cancel", data={"token": TOKEN})
-        assert refused.status_code in (403, 404)
+        other_id = staged_build(other)
+        assert 'data-testid="api-token"' not in other.get(f"/builds/{other_id}").text  # no form to fill
+        refused = other.post(f"/builds/{other_id}/cancel", data={"token": TOKEN})
+        assert refused.status_code == 403 and "RUNNER_API_TOKEN" in refused.text
+    assert client.post(url, content=b"{}", headers={"Content-Type": "application/json"}).status_code == 400
 
 
 def test_artifacts_of_a_job_with_a_slash_in_its_name(client: TestClient, tmp_path: Path) -> None:
