@@ -104,7 +104,7 @@ NOT_JSON = ("/badge/", "/metrics", "/log", "/artifacts/")
 
 @schema.parametrize()
 @settings(
-    max_examples=20,
+    max_examples=12,
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
