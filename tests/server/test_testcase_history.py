@@ -33,8 +33,10 @@ BACKENDS = [
 
 @pytest.fixture
 def client(tmp_path: Path, redis_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(settings_for(tmp_path, redis_url))) as test_client:
+    app = create_app(settings_for(tmp_path, redis_url))
+    with TestClient(app) as test_client:
         yield test_client
+    app.state.engine.dispose()  # PostgreSQL counts connections: give this app's back now
 
 
 def test_the_history_strip_shows_the_branch_s_last_builds_oldest_first(client):

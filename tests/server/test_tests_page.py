@@ -18,8 +18,10 @@ from runner.server.testdiff import PAGE_SIZE
 
 @pytest.fixture
 def client(tmp_path: Path, redis_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(settings_for(tmp_path, redis_url))) as test_client:
+    app = create_app(settings_for(tmp_path, redis_url))
+    with TestClient(app) as test_client:
         yield test_client
+    app.state.engine.dispose()  # PostgreSQL counts connections: give this app's back now
 
 
 @pytest.fixture
