@@ -255,3 +255,8 @@ def test_a_build_with_many_suites_lists_the_failing_ones_first_and_says_how_many
     ]
     assert len(rows) == 100 and rows[0] == "suite117" and rows[1] == "suite000"
     assert "The first 100 of 120 suites" in doc.find(data_testid="suites").text
+
+
+def test_an_id_past_the_database_s_integers_is_refused_not_an_error(client):
+    assert client.get(f"/builds/{2**31}/tests").status_code == 422
+    assert client.get(f"/builds/{2**31 - 1}/tests").status_code == 404
