@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from runner.server.builds import BrokerUnavailable, BuildService, SourceUnavailable
+from runner.server.ids import RowId
 from runner.server.planning import Push
 from runner.server.queries import BuildQueries
 from runner.server.testdiff import build_tests
 
 router = APIRouter(prefix="/api", tags=["api"])
-# Row ids are SQL BIGINTs: a larger number in a URL is a 422, not an OverflowError from the driver (a 500).
-RowId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 
 
 class TriggerRequest(BaseModel):

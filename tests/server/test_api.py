@@ -166,3 +166,18 @@ def test_pages_badge_metrics_health_and_openapi(client):
     assert client.get("/healthz").json() == {"status": "ok", "webhooks": True, "api": True}
     schema = client.get("/openapi.json").json()
     assert {"/hooks/{forge}", "/api/builds", "/api/builds/{build_id}/cancel"} <= set(schema["paths"])
+
+
+def test_ids_past_32_bits_are_a_422_everywhere(client):
+    """Ids are INTEGER columns (32-bit on PostgreSQL): a larger one must be refused before any query."""
+    big = 2**31
+    for path in (
+        f"/api/builds/{big}",
+        f"/api/builds/{big}/tests",
+        f"/api/builds/{big}/jobs/x/log",
+        f"/api/builds/{big}/artifacts/x/y",
+        f"/builds/{big}",
+        f"/builds/{big}/tests",
+    ):
+        assert client.get(path).status_code == 422, path
+    assert client.get(f"/api/builds/{big - 1}").status_code == 404

@@ -20,6 +20,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from runner.server.ids import RowId
 from runner.server.pages import environment, queries, render
 
 router = APIRouter(include_in_schema=False)
@@ -112,7 +113,7 @@ def log_sections(start: int, lines: list[str], inside: dict[str, Any] | None = N
 
 @router.get("/builds/{build_id}", response_class=HTMLResponse)
 def build_page(
-    request: Request, build_id: int, job: str | None = None, start: int | None = None, log: int = 1
+    request: Request, build_id: RowId, job: str | None = None, start: int | None = None, log: int = 1
 ) -> HTMLResponse:
     """`?job=` picks the log's job; `?start=N` shows its lines from N instead of the tail (paging
     without JavaScript); `?log=0` leaves the lines out (build.js refreshing the rest of the page)."""
@@ -199,7 +200,7 @@ async def _checked_token(request: Request, build_id: int) -> HTMLResponse | None
 
 
 @router.post("/builds/{build_id}/cancel")
-async def cancel_form(request: Request, build_id: int) -> Response:
+async def cancel_form(request: Request, build_id: RowId) -> Response:
     build = queries(request).get(build_id)
     if build is None:
         raise HTTPException(404, f"no build {build_id}")
@@ -214,7 +215,7 @@ async def cancel_form(request: Request, build_id: int) -> Response:
 
 
 @router.post("/builds/{build_id}/rerun")
-async def rerun_form(request: Request, build_id: int) -> Response:
+async def rerun_form(request: Request, build_id: RowId) -> Response:
     from runner.server.builds import BrokerUnavailable, SourceUnavailable
 
     if queries(request).get(build_id) is None:

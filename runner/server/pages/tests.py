@@ -7,25 +7,24 @@ links. See `runner.server.testdiff.tests_view` for what one page reads.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi import Path as FastPath
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
+from runner.server.ids import RowId
 from runner.server.pages import queries, render
 from runner.server.testdiff import CHANGE_FILTERS, STATUS_FILTERS, Filters, tests_view
 
 router = APIRouter(include_in_schema=False)
-MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger one is a 422, never a database error
 
 
 @router.get("/builds/{build_id}/tests", response_class=HTMLResponse)
 def tests_page(
     request: Request,
-    build_id: Annotated[int, FastPath(ge=0, le=MAX_ID)],
+    build_id: RowId,
     status: str | None = None,
     change: str | None = None,
     q: str | None = None,
