@@ -68,6 +68,7 @@ def create_app(settings: ServerSettings | None = None, dispatcher: Dispatcher | 
             yield
         finally:
             recovery.stop()
+            engine.dispose()  # give the database its connections back (PostgreSQL counts them)
 
     app = FastAPI(
         lifespan=lifespan,
