@@ -26,9 +26,13 @@ def _event(number: int, line: dict[str, Any]) -> str:
 
 
 def _parse_last_id(value: str | None) -> int:
-    """A Last-Event-ID header as a line number; anything unreadable means from the start."""
+    """A Last-Event-ID header as a line number; anything unreadable means from the start.
+
+    Past 2**63-1 it is clamped: Redis stream ids are 64-bit, and a larger one is an error of the
+    stream read in the middle of the response (no line has such a number: the client has them all).
+    """
     try:
-        return max(0, line_number(value.strip())) if value else 0
+        return min(max(0, line_number(value.strip())), 2**63 - 1) if value else 0
     except ValueError:
         return 0
 
