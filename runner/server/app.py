@@ -55,7 +55,7 @@ def create_app(settings: ServerSettings | None = None, dispatcher: Dispatcher | 
     dispatcher = dispatcher or Dispatcher(settings)
     backends = Backends(settings)
 
-    recovery = RecoveryLoop(store, dispatcher, settings.lease)
+    recovery = RecoveryLoop(store, dispatcher, settings.lease, settings.public_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -16,7 +16,7 @@ from runner.server.planning import CI_FILE, Ignored, Push, plan_build
 from runner.server.queue import Dispatcher
 from runner.server.scheduler import advance
 from runner.server.settings import ServerSettings
-from runner.server.status import report_build
+from runner.server.status import report_build, report_final
 from runner.server.store import BuildStore
 
 log = logging.getLogger("runner.server.builds")
@@ -84,8 +84,10 @@ class BuildService:
     def start(self, build_id: int, delivery: tuple[str, str] | None = None) -> None:
         """Report pending and enqueue the first jobs; raises BrokerUnavailable (the build then errors)."""
         build = self.store.build(build_id)
-        if build is not None:  # an invalid ci.yml makes a build that has already errored
-            report_build(build, build.status if build.finished_at else "queued", self.settings.public_url)
+        if build is not None and build.finished_at is not None:  # an invalid ci.yml: it has errored already
+            report_final(self.store, build, self.settings.public_url)
+        elif build is not None:
+            report_build(build, "queued", self.settings.public_url)
         try:
             advance(self.store, self.dispatcher, build_id, self.settings.public_url)
         except Exception as exc:
@@ -94,7 +96,7 @@ class BuildService:
             self.store.finish_build(build_id, "error", f"the broker refused the jobs: {exc}")
             failed = self.store.build(build_id)
             if failed is not None:
-                report_build(failed, "error", self.settings.public_url)
+                report_final(self.store, failed, self.settings.public_url)
             if delivery is not None:
                 self.store.forget_delivery(*delivery)
             raise BrokerUnavailable(

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -31,7 +32,16 @@ class Base(DeclarativeBase):
 
 class Build(Base):
     __tablename__ = "builds"
-    __table_args__ = (Index("ix_builds_repo_branch", "repo", "branch"),)
+    __table_args__ = (
+        Index("ix_builds_repo_branch", "repo", "branch"),
+        # the finished builds whose final status the forge has not been sent (`recovery.report_lost_statuses`)
+        Index(
+            "ix_builds_unreported",
+            "finished_at",
+            sqlite_where=text("status_reported <> status"),
+            postgresql_where=text("status_reported <> status"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     forge: Mapped[str] = mapped_column(String(20))  # github | gitlab | gitea | api
@@ -50,6 +60,9 @@ class Build(Base):
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the last final status the forge was sent ('' before any): differing from `status` once the
+    # build finished, it is still to send (a worker died between settling the build and reporting)
+    status_reported: Mapped[str] = mapped_column(String(20), default="", server_default="")
 
     jobs: Mapped[list[Job]] = relationship(back_populates="build", order_by="Job.position")
 

@@ -12,7 +12,7 @@ import logging
 from runner.config.spec import JobSpec
 from runner.pipeline.graph import Schedule
 from runner.server.queue import Dispatcher
-from runner.server.status import report_build
+from runner.server.status import report_final
 from runner.server.store import BuildStore
 
 log = logging.getLogger("runner.server.scheduler")
@@ -60,6 +60,6 @@ def advance(store: BuildStore, dispatcher: Dispatcher, build_id: int, public_url
     status = schedule.pipeline_status(build.cancel_requested)
     if store.finish_build(build_id, status, build.reason):
         finished = store.build(build_id)
-        if finished is not None:
-            report_build(finished, status, public_url)
+        if finished is not None:  # killed before this, the recovery loop sends it (status_reported)
+            report_final(store, finished, public_url)
     return status

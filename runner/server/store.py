@@ -235,6 +235,32 @@ class BuildStore:
             s.commit()
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def status_reported(self, build_id: int, status: str) -> None:
+        """The forge was sent the build's final `status` (or there was nothing to send)."""
+        with self.sessions() as s:
+            s.execute(update(Build).where(Build.id == build_id).values(status_reported=status))
+            s.commit()
+
+    def unreported_builds(self, grace: float, limit: int = 50) -> list[Build]:
+        """Builds finished more than `grace` seconds ago whose final status the forge was not sent.
+
+        The oldest first, at most `limit`; the conditions are the partial index's (`ix_builds_unreported`),
+        so only the builds still to report are read, never the history.
+        """
+        with self.sessions() as s:
+            return list(
+                s.scalars(
+                    select(Build)
+                    .where(
+                        Build.status_reported != Build.status,
+                        Build.finished_at.is_not(None),
+                        Build.finished_at < time.time() - grace,
+                    )
+                    .order_by(Build.finished_at)
+                    .limit(limit)
+                )
+            )
+
     # --- a worker's job ----------------------------------------------------------------------
 
     def claim_job(self, job_id: int, token: str, worker: str, lease: float) -> ClaimOutcome:

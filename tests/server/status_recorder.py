@@ -11,6 +11,8 @@ from typing import Any
 class StatusRecorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.refused = 0  # calls answered with an error (`refuse`), not recorded in `calls`
+        self._refusals: list[int] = []
         self._lock = threading.Lock()
         recorder = self
 
@@ -19,7 +21,16 @@ class StatusRecorder:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with recorder._lock:
-                    recorder.calls.append((self.path, body))
+                    code = recorder._refusals.pop(0) if recorder._refusals else 0
+                    if code:
+                        recorder.refused += 1
+                    else:
+                        recorder.calls.append((self.path, body))
+                if code:
+                    self.send_response(code)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(201)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -39,6 +50,11 @@ class StatusRecorder:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def refuse(self, count: int, code: int = 503) -> None:
+        """Answer the next `count` calls with HTTP `code` (the forge is down), then accept again."""
+        with self._lock:
+            self._refusals.extend([code] * count)
 
     def by_path(self) -> dict[str, list[str]]:
         """The states posted to each path, in order."""
