@@ -28,6 +28,9 @@ log = logging.getLogger("runner.server.recovery")
 STATUS_GRACE = 30.0
 #: Builds whose status one sweep sends at most.
 STATUS_BATCH = 50
+#: Seconds a sent job may wait unclaimed before it is sent again (its message may have died with a
+#: worker). Jobs that merely wait behind busy workers get one harmless duplicate per wait.
+UNCLAIMED_WAIT = 300.0
 
 
 def requeue_lost_jobs(store: BuildStore, dispatcher: Dispatcher, grace: float) -> list[int]:
@@ -40,6 +43,19 @@ def requeue_lost_jobs(store: BuildStore, dispatcher: Dispatcher, grace: float) -
             log.warning("job %s lost its worker: sent again", job_id)
         except Exception as exc:  # the broker is down: the next sweep tries again
             log.warning("job %s lost its worker, and the broker refused it again: %s", job_id, exc)
+    return sent
+
+
+def resend_unclaimed_jobs(store: BuildStore, dispatcher: Dispatcher, wait: float) -> list[int]:
+    """Send again every queued job sent over `wait` seconds ago that no worker claimed; their ids."""
+    sent = []
+    for job_id, labels in store.take_unclaimed_jobs(wait):
+        try:
+            dispatcher.send(job_id, labels)
+            sent.append(job_id)
+            log.warning("job %s was not claimed %.0f s after it was sent: sent again", job_id, wait)
+        except Exception as exc:  # the broker is down: a later sweep tries again
+            log.warning("job %s was not claimed, and the broker refused it again: %s", job_id, exc)
     return sent
 
 
@@ -94,6 +110,7 @@ class RecoveryLoop:
 
     def _jobs(self) -> None:
         requeue_lost_jobs(self.store, self.dispatcher, self.lease)
+        resend_unclaimed_jobs(self.store, self.dispatcher, max(UNCLAIMED_WAIT, 4 * self.lease))
 
     def _statuses(self) -> None:
         report_lost_statuses(self.store, self.public_url, max(STATUS_GRACE, self.lease))

@@ -205,12 +205,15 @@ class BuildStore:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def mark_enqueued(self, job_id: int, value: bool = True) -> bool:
-        """Flip a queued job's `enqueued` flag: only the caller that flips it sends the message."""
+        """Flip a queued job's `enqueued` flag: only the caller that flips it sends the message.
+
+        While a job is queued its `lease_until` holds when it was last sent (`take_unclaimed_jobs`).
+        """
         with self.sessions() as s:
             result = s.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == "queued", Job.enqueued.is_(not value))
-                .values(enqueued=value)
+                .values(enqueued=value, lease_until=time.time() if value else 0.0)
             )
             s.commit()
             return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -315,6 +318,32 @@ class BuildStore:
                 result = s.execute(
                     update(Job)
                     .where(Job.id == job_id, Job.lease_token == token, Job.lease_until < now - grace)
+                    .values(lease_until=now)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    taken.append((job_id, list(labels or [])))
+            s.commit()
+        return taken
+
+    def take_unclaimed_jobs(self, wait: float) -> list[tuple[int, list[str]]]:
+        """Queued jobs sent over `wait` seconds ago and never claimed: (id, labels), taken once a wait.
+
+        Their message may be gone: a worker SIGKILLed while holding it unacknowledged (the broker gives
+        it back only after its visibility timeout, hours), or a sender killed between `mark_enqueued`
+        and the send. Sending again is harmless: claims keep a job from running twice.
+        """
+        now = time.time()
+        taken = []
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Job.id, Job.labels, Job.lease_until).where(
+                    Job.status == "queued", Job.enqueued.is_(True), Job.lease_until < now - wait
+                )
+            ).all()
+            for job_id, labels, sent in rows:
+                result = s.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == "queued", Job.lease_until == sent)
                     .values(lease_until=now)
                 )
                 if result.rowcount:  # type: ignore[attr-defined]

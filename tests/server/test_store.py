@@ -111,6 +111,24 @@ def test_a_lost_job_is_taken_for_resending_once_per_grace_period(store):
     assert store.claim_job(a.id, "new", "w3", 30) == "claimed"
 
 
+def test_a_sent_job_nobody_claims_is_taken_for_resending_once_per_wait(store):
+    """Its message died with a worker (or was never sent): the sweep sends it again, once a wait."""
+    build_id, _ = store.create_build(plan())
+    a, b = store.jobs(build_id)
+    assert store.take_unclaimed_jobs(0.0) == []  # never sent: advance() sends it, not the sweep
+    assert store.mark_enqueued(a.id) and store.mark_enqueued(b.id)
+    assert store.claim_job(b.id, "alive", "w2", 30) == "claimed"
+    assert store.take_unclaimed_jobs(30) == []  # sent just now
+    time.sleep(0.2)
+    assert sorted(race(4, lambda i: tuple(store.take_unclaimed_jobs(0.1)))) == [(), (), (), ((a.id, []),)]
+    assert store.take_unclaimed_jobs(0.1) == []  # not again before another wait
+    time.sleep(0.2)
+    assert store.take_unclaimed_jobs(0.1) == [(a.id, [])]
+    assert store.claim_job(a.id, "new", "w3", 30) == "claimed"
+    time.sleep(0.2)
+    assert store.take_unclaimed_jobs(0.1) == []  # claimed: the lease sweep's business now
+
+
 def test_a_job_is_flagged_enqueued_once_and_a_build_finishes_once(store):
     build_id, _ = store.create_build(plan())
     job = store.jobs(build_id)[0]
