@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from runner.server.models import FINISHED, Artifact, Build, Job, TestCase
+from runner.server.models import FINISHED, Artifact, Build, Job
 
 MAX_LIMIT = 500
 
@@ -125,29 +125,6 @@ class BuildQueries:
                 .join(Job, Artifact.job_id == Job.id)
                 .where(Job.build_id == build_id, Job.name == job_name, Artifact.path == path)
             ).first()
-
-    def previous_build(self, build: dict[str, Any]) -> int | None:
-        """The latest finished build of the same repository and branch before this one."""
-        with self.sessions() as s:
-            return s.scalar(
-                select(func.max(Build.id)).where(
-                    Build.repo == build["repo"],
-                    Build.branch == build["branch"],
-                    Build.tag == build["tag"],
-                    Build.id < build["id"],
-                    Build.status.in_(FINISHED),
-                )
-            )
-
-    def cases(self, build_id: int) -> list[tuple[str, TestCase]]:
-        with self.sessions() as s:
-            rows = s.execute(
-                select(Job.name, TestCase)
-                .join(Job, TestCase.job_id == Job.id)
-                .where(TestCase.build_id == build_id)
-                .order_by(Job.position, TestCase.id)
-            )
-            return [(name, case) for name, case in rows]
 
     def status_counts(self) -> dict[str, int]:
         with self.sessions() as s:
